@@ -1,0 +1,29 @@
+# Two commands do everything on a fresh machine with Python 3.11 and pip:
+#   make demo   set up, simulate nothing (sample data is committed), run the sample evaluation
+#   make test   set up and run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint clean
+
+$(BIN)/evaltool: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(BIN)/evaltool
+
+setup: $(BIN)/evaltool
+
+demo: setup
+	$(BIN)/evaltool validate configs/federation_impact.yaml
+	$(BIN)/evaltool run configs/federation_impact.yaml --out results/federation_impact --overwrite
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check evaltool tests benchmarks
+
+clean:
+	rm -rf $(VENV) results .pytest_cache

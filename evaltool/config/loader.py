@@ -1,0 +1,302 @@
+"""Load a YAML config: safe parsing with line numbers, then pydantic validation.
+
+Every problem is collected before stopping and reported with its key path and
+YAML position, e.g.::
+
+    analyses[0].comparison (federation.yaml:14:17): got 'never'; expected one of 'never_joined', 'not_yet_joined'
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Union
+
+import yaml
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, create_model
+
+from evaltool.config.models import AnalysisBase, ConfigBase
+from evaltool.errors import ConfigError
+from evaltool.estimators.registry import all_methods
+
+Loc = tuple[str | int, ...]
+
+
+class Config(ConfigBase):
+    """A validated config.  ``analyses`` is typed per registered method."""
+
+    analyses: list[AnalysisBase] = Field(min_length=1)
+    _source: Path | None = PrivateAttr(default=None)
+    _positions: dict[Loc, tuple[int, int]] = PrivateAttr(default_factory=dict)
+
+    @property
+    def source(self) -> Path | None:
+        """The YAML file this config came from (``None`` if built in code)."""
+        return self._source
+
+    @property
+    def base_dir(self) -> Path:
+        """Folder that relative paths in the config are resolved against."""
+        return self._source.parent if self._source is not None else Path.cwd()
+
+    def resolve(self, path: Path) -> Path:
+        """Resolve a path from the config relative to the config's folder."""
+        path = Path(path).expanduser()
+        return path if path.is_absolute() else (self.base_dir / path)
+
+    def where(self, loc: Loc) -> str:
+        """``"key.path (file.yaml:L:C)"`` for messages about a config key."""
+        return describe_key(loc, self._source, self._positions)
+
+    def analysis_outcomes(self, analysis: AnalysisBase) -> str:
+        """The outcome an analysis uses (its own or the first mapped one)."""
+        return analysis.outcome or self.columns.outcomes[0]
+
+
+@functools.cache
+def config_model() -> type[Config]:
+    """The root config model, with one analysis model per registered method."""
+    option_models = tuple(m.options for m in all_methods())
+    if len(option_models) == 1:
+        analysis_type: Any = option_models[0]
+    else:
+        analysis_type = Annotated[Union[option_models], Field(discriminator="method")]  # noqa: UP007
+    return create_model(
+        "Config",
+        __base__=Config,
+        analyses=(list[analysis_type], Field(min_length=1, description="Analyses to run, in order.")),
+    )
+
+
+def load_config(path: str | Path) -> Config:
+    """Read, parse and validate a YAML config file.
+
+    Raises
+    ------
+    ConfigError
+        With every problem found, each naming its key and YAML line.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"Config file '{path}' does not exist. Check the path (it is relative to {Path.cwd()}).") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Config file '{path}' cannot be read: {exc}.") from None
+    return parse_config(text, source=path)
+
+
+def parse_config(text: str, source: Path | None = None) -> Config:
+    """Parse and validate config text (``source`` is used in messages and to resolve paths)."""
+    data, positions = _parse_yaml(text, source)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{_name(source)}: the config must be a mapping of keys (title, data, columns, analyses …).")
+    model = config_model()
+    try:
+        config = model.model_validate(data)
+    except ValidationError as exc:
+        problems = [_describe_error(err, data, model, source, positions) for err in exc.errors()]
+        raise ConfigError(_problem_list(source, problems)) from None
+    config._source = source.resolve() if source is not None else None
+    config._positions = positions
+    problems = _cross_check(config)
+    if problems:
+        raise ConfigError(_problem_list(source, problems))
+    return config
+
+
+def _cross_check(config: Config) -> list[str]:
+    """Checks that span several keys (unique names, outcomes that are mapped)."""
+    problems = []
+    seen: dict[str, int] = {}
+    for i, analysis in enumerate(config.analyses):
+        if analysis.name in seen:
+            problems.append(
+                f"{config.where(('analyses', i, 'name'))}: analysis name '{analysis.name}' is already used by "
+                f"analyses[{seen[analysis.name]}]; give each analysis a unique name."
+            )
+        seen.setdefault(analysis.name, i)
+        if analysis.outcome is not None and analysis.outcome not in config.columns.outcomes:
+            problems.append(
+                f"{config.where(('analyses', i, 'outcome'))}: outcome '{analysis.outcome}' is not listed in "
+                f"columns.outcomes {config.columns.outcomes}{_did_you_mean(analysis.outcome, config.columns.outcomes)}."
+            )
+        check = getattr(analysis, "cross_check", None)
+        if check is not None:
+            for sub_loc, message in check(config):
+                problems.append(f"{config.where(('analyses', i, *sub_loc))}: {message}")
+    return problems
+
+
+# --------------------------------------------------------------------- YAML
+class _Loader(yaml.SafeLoader):
+    """SafeLoader: builds only plain Python types; never executes anything."""
+
+
+def _parse_yaml(text: str, source: Path | None) -> tuple[Any, dict[Loc, tuple[int, int]]]:
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise ConfigError(f"{_name(source)} is empty; see docs/configuration.md for an example config.")
+        positions: dict[Loc, tuple[int, int]] = {}
+        data = _construct(loader, node, (), positions, source)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{_name(source)}:{mark.line + 1}:{mark.column + 1}" if mark else _name(source)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: not valid YAML ({problem}). Check indentation and quoting around that line.") from None
+    finally:
+        loader.dispose()
+    return data, positions
+
+
+def _construct(loader: _Loader, node: yaml.Node, loc: Loc, positions: dict, source: Path | None) -> Any:
+    positions[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float, bool)):
+                raise ConfigError(f"{_name(source)}:{key_node.start_mark.line + 1}: keys must be plain words.")
+            if key in result:
+                raise ConfigError(
+                    f"{describe_key((*loc, key), source, {(*loc, key): (key_node.start_mark.line + 1, key_node.start_mark.column + 1)})}: "
+                    f"key '{key}' appears twice in the same block; keep one."
+                )
+            positions[(*loc, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            result[key] = _construct(loader, value_node, (*loc, key), positions, source)
+            positions[(*loc, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(loader, item, (*loc, i), positions, source) for i, item in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
+
+
+# ------------------------------------------------------------ error messages
+def _name(source: Path | None) -> str:
+    return source.name if source is not None else "<config>"
+
+
+def format_loc(loc: Loc) -> str:
+    """``('analyses', 0, 'caliper')`` → ``analyses[0].caliper``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def describe_key(loc: Loc, source: Path | None, positions: dict[Loc, tuple[int, int]]) -> str:
+    """Key path with the YAML position of the nearest existing key."""
+    probe = tuple(loc)
+    while probe and probe not in positions:
+        probe = probe[:-1]
+    pos = positions.get(probe)
+    where = f"{_name(source)}:{pos[0]}:{pos[1]}" if pos else _name(source)
+    return f"{format_loc(loc)} ({where})"
+
+
+def _problem_list(source: Path | None, problems: list[str]) -> str:
+    head = f"The config {_name(source)} has {len(problems)} problem{'s' if len(problems) != 1 else ''}:"
+    return "\n".join([head, *(f"  - {p}" for p in problems)])
+
+
+def _did_you_mean(word: str, options: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _describe_error(err: dict, data: Any, model: type[BaseModel], source: Path | None, positions: dict) -> str:
+    loc, fields_here = _clean_loc(tuple(err["loc"]), data, model)
+    kind = err["type"]
+    got = err.get("input")
+    if kind == "extra_forbidden":
+        key = loc[-1]
+        hint = _did_you_mean(str(key), fields_here or [])
+        allowed = f" Allowed keys here: {', '.join(sorted(fields_here))}." if fields_here else ""
+        return f"{describe_key(loc, source, positions)}: unknown key '{key}'{hint}.{allowed}"
+    if kind == "missing":
+        return f"{describe_key(loc, source, positions)}: required key is missing."
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        methods = [m.name for m in all_methods()]
+        if kind == "union_tag_not_found":
+            return f"{describe_key(loc, source, positions)}: each analysis needs a 'method' key; one of {', '.join(methods)}."
+        tag = err.get("ctx", {}).get("tag")
+        return (
+            f"{describe_key((*loc, 'method'), source, positions)}: unknown method '{tag}'"
+            f"{_did_you_mean(str(tag), methods)}; available methods: {', '.join(methods)}."
+        )
+    message = err["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    shown = "" if isinstance(got, (dict, list)) else f"; got {got!r}"
+    return f"{describe_key(loc, source, positions)}: {message}{shown}."
+
+
+def _clean_loc(loc: Loc, data: Any, model: type[BaseModel]) -> tuple[Loc, list[str] | None]:
+    """Drop pydantic's union-tag parts from ``loc``; return the field names at the parent.
+
+    Pydantic puts the discriminator value (e.g. ``'did_2x2'``) into the
+    location of errors inside a tagged union, and the class name into errors
+    of plain unions; neither is a key the user wrote.
+    """
+    clean: list[str | int] = []
+    node: Any = data
+    annotation: Any = model
+    parent_fields: list[str] | None = None
+    for part in loc:
+        annotation = _unwrap(annotation, node)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            parent_fields = list(annotation.model_fields)
+            if isinstance(part, str) and part in annotation.model_fields:
+                clean.append(part)
+                annotation = annotation.model_fields[part].annotation
+                node = node.get(part) if isinstance(node, dict) else None
+                continue
+            if isinstance(node, dict) and part in node:  # an unknown key
+                clean.append(part)
+                node = node.get(part)
+                annotation = None
+                continue
+            continue  # a union tag or class name: not a user key
+        if isinstance(part, int) and isinstance(node, list):
+            clean.append(part)
+            node = node[part] if part < len(node) else None
+            args = typing.get_args(annotation)
+            annotation = args[0] if args else None
+            continue
+        if isinstance(node, dict) and part in node:
+            clean.append(part)
+            node = node[part]
+            args = typing.get_args(annotation)
+            annotation = args[-1] if args else None
+            continue
+        # pydantic type-name parts such as 'str', 'function-after[...]' or a tag
+    return tuple(clean), parent_fields
+
+
+def _unwrap(annotation: Any, node: Any) -> Any:
+    """Resolve Optional / Annotated / tagged unions to the model matching ``node``."""
+    for _ in range(6):
+        origin = typing.get_origin(annotation)
+        if origin is Annotated:
+            annotation = typing.get_args(annotation)[0]
+            continue
+        if origin in (Union, types.UnionType):
+            models = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+            if not models:
+                non_none = [a for a in typing.get_args(annotation) if a is not type(None)]
+                annotation = non_none[0] if non_none else None
+                continue
+            if isinstance(node, dict) and "method" in node:
+                for m in models:
+                    field = m.model_fields.get("method")
+                    if field is not None and node["method"] in typing.get_args(field.annotation):
+                        return m
+            return models[0]
+        return annotation
+    return annotation

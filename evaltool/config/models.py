@@ -1,0 +1,182 @@
+"""Pydantic models of the YAML config.
+
+The root model is assembled from the method registry (see
+:func:`evaltool.config.loader.config_model`): each registered method
+contributes its own analysis model, a subclass of :class:`AnalysisBase`
+with ``method: Literal["<name>"]``, so the JSON Schema and validation of
+method options come from the method's own module.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
+
+#: Names the data layer gives the mapped columns internally.  Outcome and
+#: covariate columns keep the user's names, so they must not clash with these.
+CANONICAL_COLUMNS: tuple[str, ...] = (
+    "school",
+    "year",
+    "join_year",
+    "treated",
+    "trust",
+    "local_authority",
+    "subgroup",
+    "subgroup_type",
+    "pupil_count",
+)
+
+
+class ConfigModel(BaseModel):
+    """Base of every config model: unknown keys are errors; values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class SourceFile(ConfigModel):
+    """One input file.  In YAML either a path string or a mapping."""
+
+    path: Path
+    """Path to the file, relative to the config file's folder."""
+    format: Literal["csv", "parquet", "stata"] | None = None
+    """File format; inferred from the suffix (.csv/.txt, .parquet/.pq, .dta) when omitted."""
+    delimiter: str = ","
+    """Field delimiter for CSV files (e.g. ',' or ';' or '\\t')."""
+    encoding: str = "utf-8"
+    """Text encoding for CSV files (e.g. 'utf-8', 'latin-1')."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        if isinstance(value, (str, Path)):
+            return {"path": value}
+        return value
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str) -> str:
+        if len(value) != 1:
+            raise ValueError(f"must be a single character such as ',' or ';' (got {value!r})")
+        return value
+
+    def resolved_format(self) -> str:
+        """The format, from ``format`` or the path's suffix."""
+        if self.format is not None:
+            return self.format
+        suffix = self.path.suffix.lower()
+        formats = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".dta": "stata"}
+        return formats.get(suffix, "csv")
+
+
+class DataSources(ConfigModel):
+    """The input files and which years to use."""
+
+    panel: SourceFile
+    """School × year file (one row per school and academic year)."""
+    subgroups: SourceFile | None = None
+    """Optional school × year × pupil-subgroup file (performance-table breakdowns)."""
+    pupils: SourceFile | None = None
+    """Optional pupil-level file (one row per pupil)."""
+    trusts: SourceFile | None = None
+    """Optional trust/collaboration attributes file (one row per trust)."""
+    exclude_years: list[int] = Field(default_factory=list)
+    """Academic years to leave out of every analysis (e.g. [2020, 2021], when exams were cancelled)."""
+
+
+class Columns(ConfigModel):
+    """Which column of the input files plays which role."""
+
+    school: str = "urn"
+    """School identifier (e.g. the URN)."""
+    year: str = "year"
+    """Academic year as a number (2019 for 2018/19)."""
+    join_year: str | None = "join_year"
+    """First academic year a school is in the federation/trust; empty or 0 for schools that never joined."""
+    treated: str | None = None
+    """Optional 0/1 column, 1 when the school is in the collaboration that year; checked against join_year."""
+    trust: str | None = None
+    """Optional trust/federation identifier (for clustering and per-trust analyses)."""
+    local_authority: str | None = None
+    """Optional local authority code (for clustering or exact matching)."""
+    outcomes: list[str] = Field(min_length=1)
+    """Outcome columns (e.g. [attainment8])."""
+    covariates: list[str] = Field(default_factory=list)
+    """School-level covariate columns (e.g. KS2 prior attainment, FSM %)."""
+    subgroup: str | None = None
+    """Subgroup column of the subgroups file (e.g. 'disadvantaged', 'girls')."""
+    subgroup_type: str | None = None
+    """Optional column of the subgroups file naming the breakdown (e.g. 'disadvantage', 'gender')."""
+    pupil_count: str | None = None
+    """Column of the subgroups file with the number of pupils in each cell."""
+
+    @model_validator(mode="after")
+    def _no_clash(self) -> Columns:
+        roles = {
+            name: getattr(self, name)
+            for name in ("school", "year", "join_year", "treated", "trust", "local_authority")
+            if getattr(self, name)
+        }
+        seen: dict[str, str] = {}
+        for role, column in roles.items():
+            if column in seen:
+                raise ValueError(f"column '{column}' is mapped twice, as '{seen[column]}' and as '{role}'")
+            seen[column] = role
+        for column in [*self.outcomes, *self.covariates]:
+            if column in seen:
+                raise ValueError(f"column '{column}' is mapped as '{seen[column]}' and also listed as an outcome/covariate")
+            if column in CANONICAL_COLUMNS:
+                raise ValueError(
+                    f"outcome/covariate column '{column}' has a name evaltool reserves; rename it in the file"
+                )
+        return self
+
+
+class OutputOptions(ConfigModel):
+    """Where and how results are written."""
+
+    folder: Path = Path("results")
+    """Output folder, relative to the config file's folder; `evaltool run --out` overrides it."""
+    overwrite: bool = False
+    """Replace the output folder if it exists (otherwise an existing folder is an error)."""
+
+
+class AnalysisBase(ConfigModel):
+    """Keys every analysis has, whatever its method."""
+
+    name: str
+    """Short identifier of the analysis, unique in the config (letters, digits, '_' or '-')."""
+    method: str
+    """Which estimator to run (see the list of methods)."""
+    outcome: str | None = None
+    """Outcome column to analyse; defaults to the first of columns.outcomes."""
+    description: str = ""
+    """Free text shown in the report."""
+
+    @field_validator("name")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not IDENTIFIER.match(value):
+            raise ValueError(
+                f"must start with a letter and contain only letters, digits, '_' or '-' (got {value!r})"
+            )
+        return value
+
+
+class ConfigBase(ConfigModel):
+    """Top-level keys; ``analyses`` is added by the loader from the registry."""
+
+    title: str = "Evaluation of inter-school collaboration"
+    """Title of the evaluation, shown in the report."""
+    seed: int = 20240601
+    """Seed for every random step (bootstrap, tie-breaking, simulation); same seed, same results."""
+    data: DataSources
+    """Input files."""
+    columns: Columns
+    """Column roles."""
+    output: OutputOptions = Field(default_factory=OutputOptions)
+    """Output options."""

@@ -1,0 +1,156 @@
+"""Turn raw columns into typed ones, counting what could not be read.
+
+Published English school data mark missing cells with the GSS symbols
+(``c`` suppressed, ``x`` not available, ``z`` not applicable, ``u`` low
+reliability; ``k`` rounds to zero).  Those become missing values (``k``
+becomes 0) and are counted; any other text in a numeric column is an error.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from evaltool.errors import DataError
+
+#: Text that means "no value" in published tables and common exports.
+MISSING_MARKERS: dict[str, str] = {
+    "c": "suppressed (GSS 'c')",
+    "x": "not available (GSS 'x')",
+    "z": "not applicable (GSS 'z')",
+    "u": "low reliability (GSS 'u')",
+    "supp": "suppressed",
+    "ne": "no entries",
+    "na": "not available",
+    "n/a": "not available",
+    ".": "missing",
+    "..": "missing",
+    ":": "not available",
+}
+ZERO_MARKERS = {"k"}
+
+
+@dataclass
+class CoercionLog:
+    """What coercion found in one file: markers treated as missing, per column."""
+
+    markers: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def add(self, column: str, marker: str, count: int) -> None:
+        if count:
+            self.markers.setdefault(column, {})[marker] = self.markers.get(column, {}).get(marker, 0) + int(count)
+
+
+def _examples(values: pd.Series, n: int = 3) -> str:
+    uniq = list(dict.fromkeys(values.astype(str).tolist()))[:n]
+    return ", ".join(repr(v) for v in uniq)
+
+
+def to_numeric(series: pd.Series, *, column: str, role: str, where: str, log: CoercionLog) -> pd.Series:
+    """Coerce a column to float, mapping missing markers to NaN.
+
+    Raises
+    ------
+    DataError
+        If any value is text that is not a known missing marker.
+    """
+    if pd.api.types.is_bool_dtype(series):
+        return series.astype(float)
+    if pd.api.types.is_numeric_dtype(series):
+        return series.astype(float)
+    text = series.astype("string").str.strip()
+    lowered = text.str.lower()
+    is_marker = lowered.isin(list(MISSING_MARKERS))
+    is_zero = lowered.isin(list(ZERO_MARKERS))
+    for marker in lowered[is_marker | is_zero].unique():
+        log.add(column, str(marker), int((lowered == marker).sum()))
+    cleaned = text.mask(is_marker | text.eq(""), pd.NA).mask(is_zero, "0")
+    cleaned = cleaned.str.replace(",", "", regex=False)  # thousands separators
+    numbers = pd.to_numeric(cleaned, errors="coerce")
+    bad = numbers.isna() & cleaned.notna()
+    if bad.any():
+        raise DataError(
+            f"Column '{column}' ({role}) in {where} must be numeric; found text in {int(bad.sum())} "
+            f"row{'s' if bad.sum() != 1 else ''}, e.g. {_examples(cleaned[bad])}. Fix those cells, or leave them empty "
+            f"(or use 'c'/'x'/'z') if the value is missing."
+        )
+    return numbers.astype(float)
+
+
+_ACADEMIC = re.compile(r"^(\d{4})\s*[/-]\s*(\d{2}|\d{4})$")
+_DFE_PERIOD = re.compile(r"^(\d{4})(\d{2})$")
+
+
+def to_year(series: pd.Series, *, column: str, role: str, where: str, allow_missing: bool) -> pd.Series:
+    """Coerce a year column to float years (NaN where missing).
+
+    Accepts 2019, '2019', '2018/19', '2018-19' and the DfE ``time_period``
+    code 201819; the academic year 2018/19 is the year 2019 (summer exams).
+    """
+    if pd.api.types.is_numeric_dtype(series):
+        values = series.astype(float)
+        values = values.where(~_is_dfe_period_number(values), np.floor(values / 100) + 1)
+    else:
+        text = series.astype("string").str.strip()
+        academic = text.str.extract(_ACADEMIC)
+        dfe = text.str.extract(_DFE_PERIOD)
+        values = pd.to_numeric(text, errors="coerce").astype(float)
+        values = values.where(~_is_dfe_period_number(values), np.nan)
+        values = values.fillna(pd.to_numeric(academic[0], errors="coerce") + 1)
+        values = values.fillna(pd.to_numeric(dfe[0], errors="coerce") + 1)
+        bad = values.isna() & text.notna() & text.ne("")
+        if bad.any():
+            raise DataError(
+                f"Column '{column}' ({role}) in {where} must be a year such as 2019 or '2018/19'"
+                f"{' or empty' if allow_missing else ''}; found text in {int(bad.sum())} row"
+                f"{'s' if bad.sum() != 1 else ''}, e.g. {_examples(text[bad])}."
+            )
+    fractional = values.notna() & (values != np.round(values))
+    if fractional.any():
+        raise DataError(
+            f"Column '{column}' ({role}) in {where} must hold whole years; found {int(fractional.sum())} "
+            f"non-integer values, e.g. {_examples(series[fractional])}."
+        )
+    out_of_range = values.notna() & ((values < 1900) | (values > 2100)) & (values != 0)
+    if out_of_range.any():
+        raise DataError(
+            f"Column '{column}' ({role}) in {where} has years outside 1900–2100 in {int(out_of_range.sum())} rows, "
+            f"e.g. {_examples(series[out_of_range])}."
+        )
+    return values
+
+
+def _is_dfe_period_number(values: pd.Series) -> pd.Series:
+    # 201819 → 2019 when the last two digits follow the first four.
+    start = np.floor(values / 100)
+    return (values >= 190001) & (values <= 210099) & ((values % 100) == ((start + 1) % 100))
+
+
+def to_indicator(series: pd.Series, *, column: str, role: str, where: str) -> pd.Series:
+    """Coerce 0/1, true/false, yes/no to float 0.0/1.0 (NaN where empty)."""
+    if pd.api.types.is_bool_dtype(series):
+        return series.astype(float)
+    mapping = {"1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0, "true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0, "y": 1.0, "n": 0.0}
+    text = series.astype("string").str.strip().str.lower()
+    values = text.map(mapping, na_action="ignore").astype(float)
+    bad = values.isna() & text.notna() & text.ne("")
+    if bad.any():
+        raise DataError(
+            f"Column '{column}' ({role}) in {where} must be 0/1 (or yes/no, true/false); found {int(bad.sum())} other "
+            f"values, e.g. {_examples(series[bad])}."
+        )
+    return values
+
+
+def to_id(series: pd.Series) -> pd.Series:
+    """Identifiers as strings; whole-number floats lose their '.0'."""
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        whole = series.dropna()
+        if (whole == np.round(whole)).all():
+            return series.astype("Int64").astype("string")
+        return series.astype("string")
+    out = series.astype("string").str.strip()
+    return out.mask(out.eq(""), pd.NA)

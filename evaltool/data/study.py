@@ -1,0 +1,217 @@
+"""Load every input named in the config into one :class:`StudyData`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from evaltool.data.coerce import to_id, to_year
+from evaltool.data.io import read_source
+from evaltool.data.panel import ColumnSpec, SchoolPanel, build_panel, check_columns
+from evaltool.errors import DataError
+from evaltool.results import SampleReport
+
+if TYPE_CHECKING:
+    from evaltool.config import Config
+
+
+@dataclass
+class StudyData:
+    """All data of one evaluation.
+
+    Attributes
+    ----------
+    panel
+        School × year panel (always present).
+    subgroups
+        School × year × subgroup panel, with ``join_year``/``trust``/
+        ``local_authority`` taken from the school panel; ``None`` if not given.
+    pupils
+        Pupil-level frame with ``school`` and ``year`` canonical columns (other
+        columns as in the file); ``None`` if not given.
+    trusts
+        Trust attributes as read (validated by the methods that use them).
+    files
+        Resolved path of each input, by config key (for the manifest).
+    """
+
+    panel: SchoolPanel
+    subgroups: SchoolPanel | None = None
+    pupils: pd.DataFrame | None = None
+    trusts: pd.DataFrame | None = None
+    files: dict[str, Path] = field(default_factory=dict)
+    pupil_report: SampleReport | None = None
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"panel": self.panel.summary()}
+        if self.subgroups is not None:
+            sub = self.subgroups.summary()
+            sub["subgroups"] = sorted(self.subgroups.frame["subgroup"].dropna().unique().tolist())
+            out["subgroups"] = sub
+        if self.pupils is not None:
+            out["pupils"] = {
+                "n_rows": int(len(self.pupils)),
+                "n_schools": int(self.pupils["school"].nunique()),
+                "years": sorted(int(y) for y in self.pupils["year"].dropna().unique()),
+                "exclusions": [e.__dict__ for e in self.pupil_report.exclusions] if self.pupil_report else [],
+            }
+        if self.trusts is not None:
+            out["trusts"] = {"n_rows": int(len(self.trusts)), "columns": list(self.trusts.columns)}
+        return out
+
+
+def load_study(config: Config) -> StudyData:
+    """Read and validate every data source of ``config``.
+
+    Raises
+    ------
+    DataError
+        Naming the file, column and config key of the first problem found.
+    """
+    cols = config.columns
+    files: dict[str, Path] = {}
+    exclude = list(config.data.exclude_years)
+
+    panel_path = config.resolve(config.data.panel.path)
+    files["data.panel"] = panel_path
+    raw = read_source(config.data.panel, panel_path, "data.panel")
+    specs = _base_specs(config)
+    where = f"data.panel '{panel_path.name}'"
+    panel = build_panel(
+        raw,
+        specs + [ColumnSpec(c, c, f"columns.outcomes[{i}]") for i, c in enumerate(cols.outcomes)]
+        + [ColumnSpec(c, c, f"columns.covariates[{i}]") for i, c in enumerate(cols.covariates)],
+        outcomes=cols.outcomes,
+        covariates=cols.covariates,
+        where=where,
+        path=panel_path,
+        exclude_years=exclude,
+        locate=lambda key: config.where(_key_loc(key)),
+    )
+
+    study = StudyData(panel=panel, files=files)
+    if config.data.subgroups is not None:
+        study.subgroups = _load_subgroups(config, panel, files)
+    if config.data.pupils is not None:
+        study.pupils, study.pupil_report = _load_pupils(config, files)
+    if config.data.trusts is not None:
+        path = config.resolve(config.data.trusts.path)
+        files["data.trusts"] = path
+        study.trusts = read_source(config.data.trusts, path, "data.trusts")
+    return study
+
+
+def _key_loc(key: str) -> tuple:
+    """'columns.outcomes[0]' → ('columns', 'outcomes', 0)."""
+    loc: list[str | int] = []
+    for part in key.replace("]", "").split("."):
+        name, _, index = part.partition("[")
+        loc.append(name)
+        if index:
+            loc.append(int(index))
+    return tuple(loc)
+
+
+def _base_specs(config: Config) -> list[ColumnSpec]:
+    cols = config.columns
+    specs = [ColumnSpec("school", cols.school, "columns.school"), ColumnSpec("year", cols.year, "columns.year")]
+    for role in ("join_year", "treated", "trust", "local_authority"):
+        column = getattr(cols, role)
+        if column:
+            specs.append(ColumnSpec(role, column, f"columns.{role}"))
+    return specs
+
+
+def _load_subgroups(config: Config, panel: SchoolPanel, files: dict[str, Path]) -> SchoolPanel:
+    cols = config.columns
+    source = config.data.subgroups
+    path = config.resolve(source.path)
+    files["data.subgroups"] = path
+    where = f"data.subgroups '{path.name}'"
+    if not cols.subgroup:
+        raise DataError(
+            f"data.subgroups is given but columns.subgroup is not set ({config.where(('columns',))}); "
+            "name the column of the subgroups file that holds the subgroup (e.g. subgroup: subgroup)."
+        )
+    raw = read_source(source, path, "data.subgroups")
+    outcomes = [c for c in cols.outcomes if c in raw.columns]
+    if not outcomes:
+        raise DataError(
+            f"{where} has none of the outcome columns {cols.outcomes}; the subgroups file must use the same "
+            "outcome column names as the panel."
+        )
+    specs = [
+        ColumnSpec("school", cols.school, "columns.school"),
+        ColumnSpec("year", cols.year, "columns.year"),
+        ColumnSpec("subgroup", cols.subgroup, "columns.subgroup"),
+    ]
+    if cols.subgroup_type:
+        specs.append(ColumnSpec("subgroup_type", cols.subgroup_type, "columns.subgroup_type"))
+    if cols.pupil_count:
+        specs.append(ColumnSpec("pupil_count", cols.pupil_count, "columns.pupil_count"))
+    specs += [ColumnSpec(c, c, f"columns.outcomes[{cols.outcomes.index(c)}]") for c in outcomes]
+    sub = build_panel(
+        raw,
+        specs,
+        outcomes=outcomes,
+        covariates=[],
+        where=where,
+        path=path,
+        exclude_years=list(config.data.exclude_years),
+        keys=("school", "year", "subgroup"),
+        locate=lambda key: config.where(_key_loc(key)),
+    )
+    # School-level attributes come from the panel, so the two files cannot disagree.
+    attributes = panel.schools()[[c for c in ("join_year", "trust", "local_authority") if c in panel.frame]]
+    known = sub.frame["school"].isin(attributes.index)
+    n_unknown = int((~known).sum())
+    if n_unknown:
+        sub.report.exclude(
+            "school not in the school panel",
+            n_unknown,
+            int(sub.frame.loc[~known, "school"].nunique()),
+            stage="data",
+            detail=where,
+        )
+        sub.frame = sub.frame.loc[known].reset_index(drop=True)
+    sub.frame = sub.frame.join(attributes, on="school")
+    sub.report.n_rows_used = len(sub.frame)
+    return sub
+
+
+def _load_pupils(config: Config, files: dict[str, Path]) -> tuple[pd.DataFrame, SampleReport]:
+    cols = config.columns
+    source = config.data.pupils
+    path = config.resolve(source.path)
+    files["data.pupils"] = path
+    where = f"data.pupils '{path.name}'"
+    raw = read_source(source, path, "data.pupils")
+    check_columns(
+        raw,
+        [ColumnSpec("school", cols.school, "columns.school"), ColumnSpec("year", cols.year, "columns.year")],
+        where,
+        lambda key: config.where(_key_loc(key)),
+    )
+    frame = raw.copy()
+    frame["school"] = to_id(raw[cols.school])
+    frame["year"] = to_year(raw[cols.year], column=cols.year, role="year", where=where, allow_missing=True)
+    if cols.school != "school":
+        frame = frame.drop(columns=[cols.school])
+    if cols.year != "year":
+        frame = frame.drop(columns=[cols.year])
+    report = SampleReport(n_rows_in=len(frame))
+    for reason, mask in (("missing school id", frame["school"].isna()), ("missing year", frame["year"].isna())):
+        if mask.any():
+            report.exclude(reason, int(mask.sum()), unit="pupils", stage="data", detail=where)
+            frame = frame.loc[~mask]
+    if config.data.exclude_years:
+        mask = frame["year"].isin(config.data.exclude_years)
+        if mask.any():
+            report.exclude("year excluded by data.exclude_years", int(mask.sum()), unit="pupils", stage="data", detail=where)
+            frame = frame.loc[~mask]
+    frame["year"] = frame["year"].astype("int64")
+    report.n_rows_used = len(frame)
+    return frame.reset_index(drop=True), report

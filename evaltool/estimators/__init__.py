@@ -1,0 +1,3 @@
+"""Estimators.  Importing this package registers every built-in method."""
+
+from evaltool.estimators import did  # noqa: F401

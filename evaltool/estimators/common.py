@@ -1,0 +1,45 @@
+"""Small helpers shared by estimators (clusters, warnings)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def cluster_ids(schools: pd.Series, school_rows: pd.DataFrame, cluster: str) -> tuple[pd.Series, int, str]:
+    """Integer cluster codes for each row of ``schools``.
+
+    Parameters
+    ----------
+    schools
+        School id of each observation.
+    school_rows
+        One row per school (indexed by school) holding the cluster column.
+    cluster
+        ``"school"``, ``"trust"`` or ``"local_authority"``.  Schools with no
+        value (e.g. comparison schools outside any trust) form their own
+        cluster.
+
+    Returns
+    -------
+    codes, number of clusters, description for the results
+    """
+    if cluster == "school":
+        labels = schools.astype(str)
+        note = "school"
+    else:
+        by_school = school_rows[cluster]
+        labels = schools.map(by_school).astype("string")
+        own = labels.isna()
+        labels = labels.where(~own, "__school__" + schools.astype(str))
+        note = cluster.replace("_", " ") + (" (schools without one are their own cluster)" if own.any() else "")
+    codes, uniques = pd.factorize(labels, sort=True)
+    return pd.Series(codes, index=schools.index), len(uniques), note
+
+
+def few_clusters_warning(n_clusters: int, cluster: str) -> str:
+    """The message shown when cluster-robust SEs rest on fewer than 30 clusters."""
+    return (
+        f"Only {n_clusters} {cluster.replace('_', ' ')} clusters: cluster-robust standard errors are unreliable below "
+        "about 30 clusters (typically too small, so confidence intervals are too narrow). Cluster at a finer level, "
+        "or use a few-cluster method (wild cluster bootstrap or randomisation inference)."
+    )

@@ -1,0 +1,3 @@
+"""Difference-in-differences estimators."""
+
+from evaltool.estimators.did import twobytwo  # noqa: F401

@@ -1,0 +1,245 @@
+"""Canonical two-group, pre/post difference-in-differences on school means.
+
+Treated schools joined between the pre and post periods; comparison schools
+never joined (or, optionally, had not joined by the end of the post period).
+Each school's outcome is averaged over the pre years and over the post years,
+and the DiD is estimated by OLS of those means on ``treated``, ``post`` and
+``treated × post`` with standard errors clustered by school (or trust / local
+authority).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from pydantic import Field, model_validator
+
+from evaltool.config.models import AnalysisBase
+from evaltool.errors import EstimationError
+from evaltool.estimators.common import cluster_ids, few_clusters_warning
+from evaltool.estimators.registry import Method, register
+from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
+
+if TYPE_CHECKING:
+    from evaltool.config import Config
+    from evaltool.pipeline import AnalysisContext
+
+
+class Did2x2Options(AnalysisBase):
+    """Options of ``method: did_2x2``."""
+
+    method: Literal["did_2x2"]
+    pre_years: list[int] = Field(min_length=1)
+    """Years averaged as the 'before' period; every treated school joins after the last of them."""
+    post_years: list[int] = Field(min_length=1)
+    """Years averaged as the 'after' period; every treated school has joined by the first of them."""
+    comparison: Literal["never_joined", "not_yet_joined"] = "never_joined"
+    """Comparison schools: 'never_joined', or 'not_yet_joined' (also schools joining after the last post year)."""
+    cluster: Literal["school", "trust", "local_authority"] = "school"
+    """Level at which standard errors are clustered; schools without a trust are their own cluster."""
+    ci_level: float = Field(default=0.95, gt=0.5, lt=1.0)
+    """Confidence level of the intervals."""
+
+    @model_validator(mode="after")
+    def _periods_in_order(self) -> Did2x2Options:
+        overlap = sorted(set(self.pre_years) & set(self.post_years))
+        if overlap:
+            raise ValueError(f"pre_years and post_years share {overlap}; a year can be in only one period")
+        if max(self.pre_years) >= min(self.post_years):
+            raise ValueError(
+                f"every pre year must come before every post year (last pre year {max(self.pre_years)}, "
+                f"first post year {min(self.post_years)})"
+            )
+        return self
+
+    def cross_check(self, config: Config) -> list[tuple[tuple, str]]:
+        problems = []
+        if config.columns.join_year is None:
+            problems.append((("method",), "did_2x2 needs columns.join_year (the year each school joined)"))
+        if self.cluster in ("trust", "local_authority") and getattr(config.columns, self.cluster) is None:
+            problems.append(
+                (("cluster",), f"clustering by {self.cluster} needs columns.{self.cluster}; map that column or use cluster: school")
+            )
+        excluded = sorted(set(config.data.exclude_years) & set(self.pre_years + self.post_years))
+        if excluded:
+            problems.append((("pre_years",), f"years {excluded} are also in data.exclude_years; remove them from one of the two"))
+        return problems
+
+
+def assign_groups(join_year: pd.Series, pre_end: int, post_start: int, post_end: int, comparison: str) -> pd.Series:
+    """Label each school 'treated', 'comparison' or the reason it is left out.
+
+    Treated: ``pre_end < join_year <= post_start``.  Comparison: never joined,
+    plus (``not_yet_joined``) schools joining after ``post_end``.
+    """
+    never = join_year.isna()
+    labels = pd.Series("comparison", index=join_year.index, dtype=object)
+    labels[~never & (join_year <= pre_end)] = "joined before or during the pre period"
+    labels[~never & (join_year > pre_end) & (join_year <= post_start)] = "treated"
+    labels[~never & (join_year > post_start) & (join_year <= post_end)] = "joined during the post period"
+    later = ~never & (join_year > post_end)
+    if comparison == "never_joined":
+        labels[later] = "joined after the post period (comparison is never_joined)"
+    return labels
+
+
+def fit_did_2x2(
+    frame: pd.DataFrame,
+    outcome: str,
+    *,
+    pre_years: list[int],
+    post_years: list[int],
+    comparison: str = "never_joined",
+    cluster: str = "school",
+    ci_level: float = 0.95,
+) -> tuple[EffectEstimate, dict, SampleReport, list[str]]:
+    """Estimate the 2×2 DiD on a school × year frame with canonical columns.
+
+    Returns
+    -------
+    estimate, diagnostics, sample report, warnings
+    """
+    sample = SampleReport(n_rows_in=len(frame))
+    warnings: list[str] = []
+    in_window = frame["year"].isin(pre_years + post_years)
+    sample.exclude(
+        "year not in pre_years or post_years (not part of this design)",
+        int((~in_window).sum()),
+        unit="schools",
+        stage="design",
+    )
+    data = frame.loc[in_window]
+
+    groups = assign_groups(
+        data.groupby("school")["join_year"].first(), max(pre_years), min(post_years), max(post_years), comparison
+    )
+    for reason in sorted(set(groups) - {"treated", "comparison"}):
+        schools = groups.index[groups == reason]
+        sample.exclude(reason, int(data["school"].isin(schools).sum()), len(schools), stage="design")
+    data = data.loc[data["school"].map(groups).isin(["treated", "comparison"])]
+
+    missing = data[outcome].isna()
+    sample.exclude(f"missing outcome '{outcome}'", int(missing.sum()), int(data.loc[missing, "school"].nunique()), stage="analysis")
+    data = data.loc[~missing].assign(post=lambda d: d["year"].isin(post_years).astype(float))
+
+    means = data.groupby(["school", "post"], as_index=False).agg(y=(outcome, "mean"), n_years=(outcome, "size"))
+    periods = means.groupby("school")["post"].nunique()
+    incomplete = periods.index[periods < 2]
+    if len(incomplete):
+        rows = int(data["school"].isin(incomplete).sum())
+        sample.exclude("no outcome in the pre or the post period", rows, len(incomplete), stage="analysis")
+    means = means.loc[~means["school"].isin(incomplete)].copy()
+    means["treated"] = (means["school"].map(groups) == "treated").astype(float)
+
+    n_treated = int(means.loc[means["treated"] == 1, "school"].nunique())
+    n_control = int(means.loc[means["treated"] == 0, "school"].nunique())
+    if n_treated == 0 or n_control == 0:
+        missing_group = "treated" if n_treated == 0 else "comparison"
+        raise EstimationError(
+            f"No {missing_group} schools with outcome data in both periods (pre {pre_years}, post {post_years}, "
+            f"comparison {comparison}). Choose pre_years/post_years so that some schools join between them"
+            + (", or use comparison: not_yet_joined" if missing_group == "comparison" else "")
+            + ".",
+            user_error=True,
+        )
+
+    school_rows = data.drop_duplicates("school").set_index("school")
+    clusters, n_clusters, cluster_note = cluster_ids(means["school"], school_rows, cluster)
+    if n_clusters < 30:
+        warnings.append(few_clusters_warning(n_clusters, cluster))
+
+    X = sm.add_constant(
+        np.column_stack([means["treated"], means["post"], means["treated"] * means["post"]]), has_constant="add"
+    )
+    model = sm.OLS(means["y"].to_numpy(), X)
+    fit = model.fit(cov_type="cluster", cov_kwds={"groups": clusters}, use_t=True)
+    estimate = EffectEstimate.from_normal(
+        term="treated:post",
+        estimand="ATT",
+        estimate=float(fit.params[3]),
+        std_error=float(fit.bse[3]),
+        ci_level=ci_level,
+        df=n_clusters - 1,
+        n_treated=n_treated,
+        n_control=n_control,
+        n_obs=int(len(data.loc[data["school"].isin(means["school"])])),
+        inference=f"cluster-robust by {cluster_note} ({n_clusters} clusters), t({n_clusters - 1})",
+    )
+    sample.n_rows_used = estimate.n_obs or 0
+    sample.n_units_used = n_treated + n_control
+
+    cell = means.groupby(["treated", "post"])["y"].mean()
+    used_schools = set(means["school"])
+    yearly = (
+        frame.loc[frame["school"].isin(used_schools)]
+        .assign(group=lambda d: np.where(d["school"].map(groups) == "treated", "treated", "comparison"))
+        .groupby(["group", "year"])[outcome]
+        .agg(["mean", "count"])
+        .reset_index()
+    )
+    diagnostics = {
+        "design": {
+            "pre_years": list(pre_years),
+            "post_years": list(post_years),
+            "comparison": comparison,
+            "cluster": cluster,
+            "n_clusters": n_clusters,
+            "treated_cohorts": {
+                int(k): int(v)
+                for k, v in school_rows.loc[school_rows.index.isin(means.loc[means["treated"] == 1, "school"]), "join_year"]
+                .value_counts()
+                .sort_index()
+                .items()
+            },
+        },
+        "cell_means": {
+            "treated_pre": float(cell.get((1.0, 0.0), np.nan)),
+            "treated_post": float(cell.get((1.0, 1.0), np.nan)),
+            "comparison_pre": float(cell.get((0.0, 0.0), np.nan)),
+            "comparison_post": float(cell.get((0.0, 1.0), np.nan)),
+        },
+        "yearly_means": yearly.rename(columns={"mean": "mean_outcome", "count": "n_schools"}),
+    }
+    return estimate, diagnostics, sample, warnings
+
+
+def run(context: AnalysisContext) -> AnalysisResult:
+    spec: Did2x2Options = context.spec  # type: ignore[assignment]
+    estimate, diagnostics, sample, warnings = fit_did_2x2(
+        context.panel.frame,
+        context.outcome,
+        pre_years=spec.pre_years,
+        post_years=spec.post_years,
+        comparison=spec.comparison,
+        cluster=spec.cluster,
+        ci_level=spec.ci_level,
+    )
+    return AnalysisResult(
+        analysis=spec.name,
+        method=spec.method,
+        outcome=context.outcome,
+        estimates=[estimate.with_context(method=spec.method, outcome=context.outcome)],
+        diagnostics=diagnostics,
+        sample=sample,
+        warnings=warnings,
+    )
+
+
+def figures(result: AnalysisResult) -> dict:
+    from evaltool.report.plots import group_trends_figure
+
+    return {"trends": group_trends_figure(result)}
+
+
+register(
+    Method(
+        name="did_2x2",
+        options=Did2x2Options,
+        run=run,
+        summary="Two-group pre/post difference-in-differences on school means, SEs clustered by school.",
+        figures=figures,
+    )
+)

@@ -1,0 +1,174 @@
+"""The linear flow: config → data → analyses → results folder.
+
+:func:`run_analyses` estimates (no files); :func:`execute` also writes the
+output folder atomically.  Neither prints: the CLI does.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from evaltool.config import AnalysisBase, Config
+from evaltool.data import SchoolPanel, StudyData, load_study
+from evaltool.errors import ConfigError, DataError, EstimationError, EvaltoolError
+from evaltool.estimators.registry import get_method
+from evaltool.results import TIDY_COLUMNS, AnalysisResult
+
+
+@dataclass(frozen=True)
+class AnalysisContext:
+    """What a method's ``run`` receives.
+
+    Attributes
+    ----------
+    study
+        All loaded data.
+    spec
+        The analysis block of the config (the method's options model).
+    outcome
+        The outcome column to analyse.
+    rng
+        Random generator for this analysis, derived from the config seed and
+        the analysis name (adding an analysis does not change the others).
+    config
+        The whole config (for column roles and paths).
+    """
+
+    study: StudyData
+    spec: AnalysisBase
+    outcome: str
+    rng: np.random.Generator
+    config: Config
+
+    @property
+    def panel(self) -> SchoolPanel:
+        return self.study.panel
+
+
+@dataclass
+class RunResult:
+    """The results of every analysis of one config."""
+
+    config: Config
+    study: StudyData
+    analyses: list[AnalysisResult]
+    started_at: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def tidy(self) -> pd.DataFrame:
+        """All estimates, one row each (the content of ``results.csv``)."""
+        frames = [a.tidy() for a in self.analyses if a.estimates]
+        if not frames:
+            return pd.DataFrame(columns=list(TIDY_COLUMNS))
+        return pd.concat(frames, ignore_index=True)
+
+    @property
+    def failed(self) -> list[AnalysisResult]:
+        return [a for a in self.analyses if a.status != "ok"]
+
+    @property
+    def exit_code(self) -> int:
+        """0 if every analysis ran; otherwise the worst failure's code."""
+        return max((a.diagnostics.get("exit_code", 1) for a in self.failed), default=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "title": self.config.title,
+            "seed": self.config.seed,
+            "data": self.study.summary(),
+            "analyses": [a.to_dict() for a in self.analyses],
+        }
+
+
+def analysis_rng(seed: int, name: str) -> np.random.Generator:
+    """Generator for one analysis: stable across runs and across added analyses."""
+    return np.random.default_rng([seed, zlib.crc32(name.encode("utf-8"))])
+
+
+def check_requirements(config: Config, study: StudyData) -> None:
+    """Fail before estimating anything if an analysis needs data that is not there."""
+    problems = []
+    for i, spec in enumerate(config.analyses):
+        method = get_method(spec.method)
+        for need in method.needs:
+            if getattr(study, need, None) is None:
+                problems.append(
+                    f"{config.where(('analyses', i, 'method'))}: method '{spec.method}' needs data.{need}; "
+                    f"add data.{need} to the config."
+                )
+    if problems:
+        raise ConfigError("The config cannot run as written:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def run_analyses(config: Config, study: StudyData | None = None) -> RunResult:
+    """Load the data (unless given) and run every analysis.
+
+    An analysis that fails is recorded with ``status='failed'`` and its
+    message; the others still run.  Errors in the config or data raise before
+    any analysis runs.
+    """
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    study = study if study is not None else load_study(config)
+    timings["load_data"] = time.perf_counter() - t0
+    check_requirements(config, study)
+    results = []
+    for spec in config.analyses:
+        outcome = config.analysis_outcomes(spec)
+        t0 = time.perf_counter()
+        results.append(_run_one(config, study, spec, outcome))
+        timings[f"analysis:{spec.name}"] = time.perf_counter() - t0
+    return RunResult(config=config, study=study, analyses=results, started_at=started, timings=timings)
+
+
+def _run_one(config: Config, study: StudyData, spec: AnalysisBase, outcome: str) -> AnalysisResult:
+    method = get_method(spec.method)
+    context = AnalysisContext(study=study, spec=spec, outcome=outcome, rng=analysis_rng(config.seed, spec.name), config=config)
+    try:
+        result = method.run(context)
+    except (EstimationError, DataError, ConfigError) as exc:
+        code = exc.exit_code if isinstance(exc, EvaltoolError) else 1
+        return AnalysisResult(
+            analysis=spec.name,
+            method=spec.method,
+            outcome=outcome,
+            status="failed",
+            error=str(exc),
+            diagnostics={"exit_code": code},
+        )
+    result.sample.extend(study.panel.report)
+    return result
+
+
+def execute(config: Config, out: Path | None = None, *, overwrite: bool | None = None) -> tuple[RunResult, Path]:
+    """Run every analysis and write the output folder atomically.
+
+    Returns
+    -------
+    The run result and the output folder written.
+    """
+    from evaltool.report.figures import save_figures
+    from evaltool.results.writer import atomic_folder, check_output_folder, write_manifest, write_results
+
+    out_dir = Path(out) if out is not None else config.resolve(config.output.folder)
+    replace = config.output.overwrite if overwrite is None else overwrite
+    check_output_folder(out_dir, replace)
+    t_start = time.perf_counter()
+    run = run_analyses(config)
+    with atomic_folder(out_dir, overwrite=replace) as tmp:
+        write_results(run, tmp)
+        t0 = time.perf_counter()
+        save_figures(run, tmp / "figures")
+        run.timings["figures"] = time.perf_counter() - t0
+        run.timings["total"] = time.perf_counter() - t_start
+        write_manifest(run, tmp)
+    return run, out_dir

@@ -1,0 +1,41 @@
+"""Save every analysis's figures as PNG and SVG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+from evaltool.estimators.registry import get_method
+
+if TYPE_CHECKING:
+    from evaltool.pipeline import RunResult
+
+#: No dates or software versions in files, so reruns give identical bytes.
+PNG_METADATA = {"Software": None}
+SVG_METADATA = {"Date": None, "Creator": None}
+
+
+def save_figure(fig, folder: Path, stem: str) -> list[Path]:
+    """Write ``stem.png`` and ``stem.svg`` into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    png, svg = folder / f"{stem}.png", folder / f"{stem}.svg"
+    # A fixed salt makes SVG element ids stable (scoped: the global rcParams are restored).
+    with matplotlib.rc_context({"svg.hashsalt": "evaltool"}):
+        fig.savefig(png, format="png", metadata=PNG_METADATA)
+        fig.savefig(svg, format="svg", metadata=SVG_METADATA)
+    return [png, svg]
+
+
+def save_figures(run: RunResult, folder: Path) -> dict[str, list[str]]:
+    """Render the figures of every successful analysis; returns file names per analysis."""
+    written: dict[str, list[str]] = {}
+    for result in run.analyses:
+        method = get_method(result.method)
+        if result.status != "ok" or method.figures is None:
+            continue
+        for name, fig in method.figures(result).items():
+            paths = save_figure(fig, folder, f"{result.analysis}_{name}")
+            written.setdefault(result.analysis, []).extend(p.name for p in paths)
+    return written
