@@ -37,9 +37,14 @@ def _model_keys(model: type[BaseModel], prefix: str) -> list[str]:
 def documented_keys() -> dict[str, list[str]]:
     """Every key a config can have, grouped: ``'config'`` and one entry per method.
 
-    Method keys are written ``<method>.<key>`` (e.g. ``did_2x2.pre_years``).
+    Keys every analysis has are written ``analyses[].<key>``; method keys
+    ``<method>.<key>`` (e.g. ``did_2x2.pre_years``).
     """
     groups = {"config": [k for k in _model_keys(config_model(), "") if not k.startswith("analyses.")]}
+    groups["analyses[]"] = _model_keys(AnalysisBase, "analyses[]")
     for method in all_methods():
-        groups[method.name] = _model_keys(method.options, method.name)
+        own = [k for k in method.options.model_fields if k not in AnalysisBase.model_fields]
+        groups[method.name] = [
+            key for key in _model_keys(method.options, method.name) if key.split(".")[1] in own
+        ]
     return groups

@@ -339,7 +339,7 @@ class _Trusts:
     n_schools: np.ndarray
     already: np.ndarray
     school_trust: np.ndarray
-    selection_intercept: float
+    selection_intercept: float | None
 
 
 def _logistic(x: np.ndarray | float) -> np.ndarray:
@@ -539,7 +539,7 @@ def _draw_trusts(settings: SimulationSettings, schools: _Schools, rng: np.random
     already[rng.choice(n, size=n_already, replace=False)] = True
     rest = np.flatnonzero(~already)
     target = min(settings.share_joining * n / max(rest.size, 1), 1.0)
-    alpha = _solve_intercept(linear[rest], target) if 0.0 < target < 1.0 else math.copysign(30.0, target - 0.5)
+    alpha = _solve_intercept(linear[rest], target) if 0.0 < target < 1.0 else math.copysign(math.inf, target - 0.5)
     joins = np.zeros(n, dtype=bool)
     joins[rest] = rng.random(rest.size) < _logistic(alpha + linear[rest])
 
@@ -580,7 +580,7 @@ def _draw_trusts(settings: SimulationSettings, schools: _Schools, rng: np.random
         n_schools=np.asarray([g.size for g in groups], dtype=np.int64),
         already=start < settings.first_year,
         school_trust=school_trust,
-        selection_intercept=float(alpha),
+        selection_intercept=float(alpha) if math.isfinite(alpha) else None,
     )
 
 
@@ -717,7 +717,7 @@ def _empty_pupils() -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
 
 
-def _string_column(values: np.ndarray) -> pd.arrays.ArrowStringArray | Any:
+def _string_column(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
     return pd.array(np.asarray(values, dtype=object), dtype="str")
 
 
