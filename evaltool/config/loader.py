@@ -45,7 +45,7 @@ class Config(ConfigBase):
     def resolve(self, path: Path) -> Path:
         """Resolve a path from the config relative to the config's folder."""
         path = Path(path).expanduser()
-        return path if path.is_absolute() else (self.base_dir / path)
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
 
     def where(self, loc: Loc) -> str:
         """``"key.path (file.yaml:L:C)"`` for messages about a config key."""

@@ -85,7 +85,7 @@ class SchoolPanel:
         in_window = joined[~joined["joined_before_data"]]
         cohorts = in_window["join_year"].astype(int).value_counts().sort_index()
         return {
-            "file": str(self.path) if self.path else None,
+            "file": self.path.name if self.path else None,
             "n_rows": int(len(self.frame)),
             "n_schools": int(len(schools)),
             "years": self.years,

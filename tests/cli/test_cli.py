@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from evaltool.cli import main
-from tests.conftest import CONFIG_TEMPLATE, write_config
+from tests.conftest import CONFIG_TEMPLATE
 
 
 def invoke(*args):
