@@ -14,7 +14,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from evaltool.errors import EstimationError
 from evaltool.estimators.did import twoperiod
@@ -76,22 +75,10 @@ class GroupTimeResult:
         return sums.T @ sums / self.n_units**2
 
     def pretrend_test(self) -> dict:
-        """Wald test that every pre-period ATT(g, t) is zero (R ``did``'s pre-test).
+        """Wald test that every pre-joining ATT(g, t) is zero (R ``did``'s pre-test of parallel trends)."""
+        from evaltool.diagnostics.pretrends import staggered_pretrend_test
 
-        Uses the cells with ``year < cohort − anticipation`` and the analytic
-        clustered covariance; ``W = θ' V⁻¹ θ ~ χ²(q)``.
-        """
-        antic = self.options["anticipation"]
-        pre = (self.cells["year"] < self.cells["cohort"] - antic).to_numpy() & np.isfinite(self.cells["att"].to_numpy())
-        pre &= self.cells["std_error"].to_numpy() > 0
-        q = int(pre.sum())
-        if q == 0:
-            return {"statistic": None, "df": 0, "p_value": None, "note": "no pre-period cells to test"}
-        theta = self.cells["att"].to_numpy()[pre]
-        v = self.vcov(self.influence[:, pre])
-        w = float(theta @ np.linalg.pinv(v) @ theta)
-        rank = int(np.linalg.matrix_rank(v))
-        return {"statistic": w, "df": rank, "p_value": float(stats.chi2.sf(w, rank)), "note": "pre-period ATT(g,t) jointly zero"}
+        return staggered_pretrend_test(self)
 
 
 def cluster_sum(columns: np.ndarray, clusters: np.ndarray, n_clusters: int) -> np.ndarray:

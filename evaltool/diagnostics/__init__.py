@@ -1,0 +1,1 @@
+"""Diagnostics: balance, overlap, pre-trends, sensitivity."""
