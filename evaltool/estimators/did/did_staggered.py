@@ -182,10 +182,11 @@ def _check_window(gt: GroupTimeResult, options: DidStaggeredOptions) -> None:
         return
     available = gt.cells["event_time"]
     lo, hi = options.event_window
-    if lo > available.max() or hi < available.min() or hi < 0:
+    first, last = int(available.min()), int(available.max())
+    if lo < first or hi > last or not lo <= 0 <= hi:
         raise EstimationError(
-            f"event_window [{lo}, {hi}] is beyond the data: estimable event times run from {available.min()} to "
-            f"{available.max()}, and the window must include event time 0. Choose event_window within that range.",
+            f"event_window [{lo}, {hi}] is beyond the data: estimable event times run from {first} to {last}, and "
+            f"the window must include event time 0. Choose event_window within [{first}, {last}].",
             user_error=True,
         )
 

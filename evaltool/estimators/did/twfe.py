@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
+import numpy as np
 import pandas as pd
 from linearmodels import PanelOLS
 from pydantic import Field
@@ -120,20 +121,34 @@ def fit_panel_ols(
         note += f" ({n_clusters}) and year ({n_years}), two-way"
         if n_years < n_clusters:
             n_clusters, smallest = n_years, "year"
+    labels = regressor_labels or {}
+    _check_rank(indexed, regressors, [labels.get(r, r) for r in regressors])
     model = PanelOLS(indexed[outcome], indexed[regressors], entity_effects=True, time_effects=True, drop_absorbed=False)
-    try:
-        fit = model.fit(cov_type="clustered", clusters=clusters)
-    except ValueError as exc:
-        if "rank" not in str(exc).lower():
-            raise
-        labels = regressor_labels or {}
-        names = [labels.get(r, r) for r in regressors]
-        raise EstimationError(
-            f"The regressors {names} are collinear (with each other or with the school and year effects): {exc}. "
-            "Remove a redundant covariate, or narrow the event window.",
-            user_error=True,
-        ) from None
+    fit = model.fit(cov_type="clustered", clusters=clusters)
     return fit, n_clusters, note, smallest
+
+
+def _check_rank(indexed: pd.DataFrame, regressors: list[str], names: list[str]) -> None:
+    """Fail if the regressors are collinear once school and year effects are removed.
+
+    PanelOLS's own rank check looks at the regressors before the fixed effects are swept out, so a covariate
+    that is an affine function of another (or constant within schools) can slip through and give meaningless
+    coefficients; this checks the two-way-demeaned regressors instead.
+    """
+    const = pd.DataFrame({"const": 1.0}, index=indexed.index)
+    demeaned = np.column_stack(
+        [PanelOLS(indexed[r], const, entity_effects=True, time_effects=True).fit().resids.to_numpy() for r in regressors]
+    )
+    scale = np.abs(indexed[regressors].to_numpy()).max(axis=0)
+    absorbed = [name for name, col, sc in zip(names, demeaned.T, scale, strict=True) if np.abs(col).max() <= 1e-9 * max(sc, 1.0)]
+    singular = np.linalg.svd(demeaned / np.maximum(np.linalg.norm(demeaned, axis=0), 1e-300), compute_uv=False)
+    if absorbed or singular[-1] < 1e-8:
+        detail = f" ({', '.join(absorbed)} absorbed by the school and year effects)" if absorbed else ""
+        raise EstimationError(
+            f"The regressors {names} are collinear once school and year effects are removed{detail}. "
+            "Remove a redundant or time-constant covariate, or narrow the event window.",
+            user_error=True,
+        )
 
 
 def negative_weights(data: pd.DataFrame) -> dict:
