@@ -57,7 +57,7 @@ class BootstrapResult:
 
 def multiplier_weights(rng: np.random.Generator, shape: tuple[int, ...], kind: Weights = "mammen") -> np.ndarray:
     """Mammen two-point weights ((1 − √5)/2 w.p. (√5 + 1)/(2√5), else (1 + √5)/2) or Rademacher ±1."""
-    u = rng.random(shape)
+    u = rng.random(shape, dtype=np.float32)  # a threshold needs no more than 24 bits; halves the generation time
     if kind == "rademacher":
         return np.where(u < 0.5, -1.0, 1.0)
     kappa = (1 + _SQRT5) / 2
