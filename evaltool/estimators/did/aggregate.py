@@ -8,7 +8,7 @@ R ``did::aggte``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -25,60 +25,94 @@ KINDS: tuple[str, ...] = ("simple", "group", "dynamic", "calendar")
 class Aggregate:
     """An aggregation of group-time ATTs.
 
+    Every influence function here is a linear combination of the cells' influence functions and of the
+    centred cohort indicators (the estimation effect of the cohort-share weights), so it is stored as
+    coefficients on :attr:`GroupTimeResult.basis`; the bootstrap then perturbs the basis once for all
+    aggregations.
+
     Attributes
     ----------
     kind
         ``simple``, ``group``, ``dynamic`` or ``calendar``.
     table
-        One row per element (``label`` = cohort, event time or year) with
-        ``att`` and analytic ``std_error``; empty for ``simple``.
+        One row per element (``cohort``, ``event_time`` or ``year``) with ``att`` and analytic
+        ``std_error``; empty for ``simple``.
     overall_att, overall_se
         The overall summary parameter and its analytic standard error.
-    influence
-        Influence functions of the elements, shape ``(n_units, len(table))``.
-    overall_influence
-        Influence function of the overall parameter, shape ``(n_units,)``.
+    coef
+        Shape ``(n_basis, len(table) + 1)``: influence functions of the elements, then of the overall
+        parameter, as combinations of the basis columns.
+    result
+        The group-time result aggregated.
     """
 
     kind: str
     table: pd.DataFrame
     overall_att: float
     overall_se: float
-    influence: np.ndarray
-    overall_influence: np.ndarray
+    coef: np.ndarray
+    result: GroupTimeResult = field(repr=False)
+
+    @property
+    def influence(self) -> np.ndarray:
+        """Influence functions of the elements, shape ``(n_units, len(table))``."""
+        return self.result.basis @ self.coef[:, :-1]
+
+    @property
+    def overall_influence(self) -> np.ndarray:
+        """Influence function of the overall parameter, shape ``(n_units,)``."""
+        return self.result.basis @ self.coef[:, -1]
 
 
-def _weight_influence(result: GroupTimeResult, cells: np.ndarray) -> np.ndarray:
-    r"""Influence function of the normalised cohort-share weights of ``cells`` (R ``did``'s ``wif``).
+class _Combiner:
+    r"""Builds basis coefficients of cohort-share-weighted means of cells.
 
     Notes
     -----
-    With :math:`\hat p_k` the share of schools in the cohort of cell :math:`k` and :math:`S=\sum_k \hat p_k`,
-    :math:`\psi^w_{ik} = (1\{G_i=g_k\} - \hat p_k)/S - \hat p_k \sum_l (1\{G_i=g_l\} - \hat p_l)/S^2`.
+    For cells :math:`k\in S` with cohort shares :math:`\hat p_k`, :math:`T=\sum_S \hat p_k`, the weighted mean
+    :math:`\sum_S \hat p_k\,ATT_k/T` has influence function
+    :math:`\sum_S (\hat p_k/T)\psi_k + \sum_S ATT_k\,\psi^w_k` where the weight part (R ``did``'s ``wif``) is
+    :math:`\psi^w_k = M_{c(k)}/T - \hat p_k \sum_{l\in S} M_{c(l)}/T^2` with :math:`M_c = 1\{G=c\} - \hat p_c`.
     """
-    cohorts = result.cells["cohort"].to_numpy()[cells]
-    shares = np.array([result.cohort_share[float(g)] for g in cohorts])
-    member = (result.arrays.cohort[:, None] == cohorts[None, :]).astype(float) - shares[None, :]
-    total = shares.sum()
-    return member / total - np.outer(member.sum(axis=1), shares / total**2)
 
+    def __init__(self, result: GroupTimeResult) -> None:
+        self.n_cells = len(result.cells)
+        self.cohorts = list(result.cohort_share)
+        self.index = {g: j for j, g in enumerate(self.cohorts)}
+        self.cell_cohort = np.array([self.index[float(g)] for g in result.cells["cohort"]], dtype=int)
+        self.share = np.array([result.cohort_share[g] for g in self.cohorts])
+        self.att = result.cells["att"].to_numpy()
+        self.size = self.n_cells + len(self.cohorts)
 
-def _weighted(result: GroupTimeResult, cells: np.ndarray, *, share_weights: bool = True) -> tuple[float, np.ndarray]:
-    """ATT and influence function of a cohort-share-weighted (or plain) mean of ``cells``."""
-    att = result.cells["att"].to_numpy()[cells]
-    if share_weights:
-        shares = np.array([result.cohort_share[float(g)] for g in result.cells["cohort"].to_numpy()[cells]])
-        weights = shares / shares.sum()
-        inf = result.influence[:, cells] @ weights + _weight_influence(result, cells) @ att
-    else:
-        weights = np.full(len(cells), 1 / len(cells))
-        inf = result.influence[:, cells] @ weights
-    return float(att @ weights), inf
+    def plain_mean(self, cells: np.ndarray) -> np.ndarray:
+        coef = np.zeros(self.size)
+        coef[cells] = 1 / len(cells)
+        return coef
 
+    def share_weighted(self, cells: np.ndarray) -> np.ndarray:
+        cohort_of = self.cell_cohort[cells]
+        return self._weighted(cells_coef=(cells, self.share[cohort_of]), values=self.att[cells], cohort_of=cohort_of)
 
-def _se(result: GroupTimeResult, inf: np.ndarray) -> np.ndarray:
-    sums = result.cluster_sums(inf)
-    return np.sqrt((sums**2).sum(axis=0)) / result.n_units
+    def share_weighted_elements(self, element_coefs: np.ndarray, values: np.ndarray, cohort_of: np.ndarray) -> np.ndarray:
+        """Share-weighted mean of elements (one per cohort) that are themselves combinations of the basis."""
+        shares = self.share[cohort_of]
+        total = shares.sum()
+        coef = element_coefs @ (shares / total)
+        coef[self.n_cells :] += self._weight_part(values, shares, cohort_of, total)
+        return coef
+
+    def _weighted(self, cells_coef: tuple[np.ndarray, np.ndarray], values: np.ndarray, cohort_of: np.ndarray) -> np.ndarray:
+        cells, shares = cells_coef
+        total = shares.sum()
+        coef = np.zeros(self.size)
+        coef[cells] = shares / total
+        coef[self.n_cells :] += self._weight_part(values, shares, cohort_of, total)
+        return coef
+
+    def _weight_part(self, values: np.ndarray, shares: np.ndarray, cohort_of: np.ndarray, total: float) -> np.ndarray:
+        part = np.bincount(cohort_of, weights=values / total, minlength=len(self.cohorts))
+        part -= np.bincount(cohort_of, minlength=len(self.cohorts)) * (shares @ values) / total**2
+        return part
 
 
 def aggregate(
@@ -114,50 +148,32 @@ def aggregate(
     if not post.any():
         raise EstimationError("No post-joining group-time ATT is estimable, so nothing can be aggregated.", user_error=True)
 
-    labels: list = []
-    atts: list[float] = []
-    infs: list[np.ndarray] = []
+    comb = _Combiner(result)
+    att = comb.att
+    labels: list[int] = []
+    coefs: list[np.ndarray] = []
     if kind == "simple":
-        overall, overall_inf = _weighted(result, np.flatnonzero(post))
+        overall = comb.share_weighted(np.flatnonzero(post))
     elif kind == "group":
-        groups = [gg for gg in sorted(set(g[post]))]
+        groups = sorted(set(g[post]))
         for gg in groups:
-            att, inf = _weighted(result, np.flatnonzero(post & (g == gg)), share_weights=False)
             labels.append(int(gg))
-            atts.append(att)
-            infs.append(inf)
-        shares = np.array([result.cohort_share[float(gg)] for gg in groups])
-        weights = shares / shares.sum()
-        member = (result.arrays.cohort[:, None] == np.array(groups)[None, :]).astype(float) - shares[None, :]
-        wif = member / shares.sum() - np.outer(member.sum(axis=1), shares / shares.sum() ** 2)
-        overall = float(np.array(atts) @ weights)
-        overall_inf = np.column_stack(infs) @ weights + wif @ np.array(atts)
-    elif kind == "dynamic":
-        for ee in sorted(set(e[window])):
-            att, inf = _weighted(result, np.flatnonzero(window & (e == ee)))
-            labels.append(int(ee))
-            atts.append(att)
-            infs.append(inf)
-        nonneg = np.array(labels) >= 0
-        overall = float(np.mean(np.array(atts)[nonneg]))
-        overall_inf = np.column_stack(infs)[:, nonneg].mean(axis=1)
+            coefs.append(comb.plain_mean(np.flatnonzero(post & (g == gg))))
+        element = np.column_stack(coefs)
+        values = np.array([att[np.flatnonzero(post & (g == gg))].mean() for gg in groups])
+        overall = comb.share_weighted_elements(element, values, np.array([comb.index[float(gg)] for gg in groups]))
     else:
-        for tt in sorted(set(t[post])):
-            att, inf = _weighted(result, np.flatnonzero(post & (t == tt)))
-            labels.append(int(tt))
-            atts.append(att)
-            infs.append(inf)
-        overall = float(np.mean(atts))
-        overall_inf = np.column_stack(infs).mean(axis=1)
+        label_of = e if kind == "dynamic" else t
+        keep = window if kind == "dynamic" else post
+        for value in sorted(set(label_of[keep])):
+            labels.append(int(value))
+            coefs.append(comb.share_weighted(np.flatnonzero(keep & (label_of == value))))
+        chosen = np.array(labels) >= 0 if kind == "dynamic" else np.ones(len(labels), bool)
+        overall = np.column_stack(coefs)[:, chosen].mean(axis=1)
 
-    influence = np.column_stack(infs) if infs else np.zeros((result.n_units, 0))
+    coef = np.column_stack([*coefs, overall])
+    atts = result.combine(coef)
+    se = result.std_errors(coef)
     label_name = {"simple": "label", "group": "cohort", "dynamic": "event_time", "calendar": "year"}[kind]
-    table = pd.DataFrame({label_name: labels, "att": atts, "std_error": _se(result, influence) if infs else []})
-    return Aggregate(
-        kind=kind,
-        table=table,
-        overall_att=overall,
-        overall_se=float(_se(result, overall_inf)[0]),
-        influence=influence,
-        overall_influence=overall_inf,
-    )
+    table = pd.DataFrame({label_name: labels, "att": atts[:-1], "std_error": se[:-1]})
+    return Aggregate(kind=kind, table=table, overall_att=float(atts[-1]), overall_se=float(se[-1]), coef=coef, result=result)

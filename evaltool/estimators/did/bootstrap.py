@@ -54,14 +54,35 @@ class BootstrapResult:
         """Standard errors and sup-t critical value for a subset of parameters."""
         return self.std_error[columns], sup_t_crit(self.draws[:, columns], self.std_error[columns], alpha)
 
+    def transform(self, coef: np.ndarray, alpha: float = 0.05) -> BootstrapResult:
+        """The bootstrap of linear combinations ``coef`` (shape ``(k, m)``) of the parameters, same draws."""
+        draws = self.draws @ coef
+        se = iqr_se(draws)
+        return BootstrapResult(
+            std_error=se,
+            crit=sup_t_crit(draws, se, alpha),
+            draws=draws,
+            n_draws=self.n_draws,
+            weights=self.weights,
+            n_clusters=self.n_clusters,
+        )
+
+
+def iqr_se(draws: np.ndarray) -> np.ndarray:
+    """Robust bootstrap SE: interquartile range of the draws over that of N(0, 1) (R ``did``); NaN if degenerate."""
+    q75, q25 = np.quantile(draws, [0.75, 0.25], axis=0, method="inverted_cdf")
+    se = (q75 - q25) / _IQR_NORMAL
+    return np.where(np.abs(draws).max(axis=0) > 0, se, np.nan)
+
 
 def multiplier_weights(rng: np.random.Generator, shape: tuple[int, ...], kind: Weights = "mammen") -> np.ndarray:
     """Mammen two-point weights ((1 − √5)/2 w.p. (√5 + 1)/(2√5), else (1 + √5)/2) or Rademacher ±1."""
     u = rng.random(shape, dtype=np.float32)  # a threshold needs no more than 24 bits; halves the generation time
     if kind == "rademacher":
-        return np.where(u < 0.5, -1.0, 1.0)
+        return np.where(u < np.float32(0.5), -1.0, 1.0)
     kappa = (1 + _SQRT5) / 2
-    return np.where(u < kappa / _SQRT5, 1 - kappa, kappa)
+    low = u < np.float32(kappa / _SQRT5)
+    return np.where(low, 1 - kappa, kappa)
 
 
 def sup_t_crit(draws: np.ndarray, se: np.ndarray, alpha: float) -> float:
@@ -71,6 +92,42 @@ def sup_t_crit(draws: np.ndarray, se: np.ndarray, alpha: float) -> float:
         return float("nan")
     t_max = np.max(np.abs(draws[:, ok] / se[ok]), axis=1)
     return float(np.quantile(t_max, 1 - alpha, method="inverted_cdf"))
+
+
+def _sparsity_blocks(sums: np.ndarray, max_blocks: int = 64) -> list[tuple[slice, np.ndarray, np.ndarray]]:
+    """Split the (cluster × parameter) matrix into row blocks with the same non-zero columns.
+
+    A cohort's schools enter only their own cells and the cells they are comparisons for, so with
+    never-joined comparisons most of the matrix is zero; multiplying only the non-zero blocks is exact and
+    roughly halves the bootstrap's work.  Rows are sorted by pattern (the multiplier weights are i.i.d., so
+    the order of clusters does not matter); with more than ``max_blocks`` patterns (clusters that mix
+    cohorts) one dense block is used.
+
+    Returns
+    -------
+    (row slice into the sorted matrix, its non-zero columns, the dense sub-block) per block
+    """
+    dense = [(slice(0, len(sums)), np.arange(sums.shape[1]), sums)]
+    nonzero = sums != 0
+    # Pattern id of each row: a multiplicative hash of its non-zero flags (wrap-around uint64 arithmetic),
+    # verified below, so grouping costs one pass instead of a lexicographic sort of rows.
+    multipliers = (np.arange(1, sums.shape[1] + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) | np.uint64(1)
+    keys = (nonzero * multipliers[None, :]).sum(axis=1, dtype=np.uint64)
+    patterns, inverse = np.unique(keys, return_inverse=True)
+    if len(patterns) > max_blocks:
+        return dense
+    order = np.argsort(inverse, kind="stable")
+    ordered, flags = sums[order], nonzero[order]
+    bounds = np.searchsorted(inverse[order], np.arange(len(patterns) + 1))
+    blocks = []
+    for p in range(len(patterns)):  # one block per pattern (about one per cohort), never one per row
+        rows = slice(int(bounds[p]), int(bounds[p + 1]))
+        if not (flags[rows] == flags[rows.start]).all():  # a hash collision: fall back to one dense block
+            return dense
+        cols = np.flatnonzero(flags[rows.start])
+        if len(cols):
+            blocks.append((rows, cols, np.ascontiguousarray(ordered[rows][:, cols])))
+    return blocks
 
 
 def multiplier_bootstrap(
@@ -105,14 +162,14 @@ def multiplier_bootstrap(
     """
     n = influence.shape[0]
     sums = cluster_sum(influence, clusters, n_clusters) / n
-    draws = np.empty((n_draws, sums.shape[1]))
+    blocks = _sparsity_blocks(sums)
+    draws = np.zeros((n_draws, sums.shape[1]))
     for start in range(0, n_draws, chunk):
         stop = min(start + chunk, n_draws)
         v = multiplier_weights(rng, (stop - start, n_clusters), weights)
-        draws[start:stop] = v @ sums
-    q75, q25 = np.quantile(draws, [0.75, 0.25], axis=0, method="inverted_cdf")
-    se = (q75 - q25) / _IQR_NORMAL
-    se = np.where(np.abs(sums).sum(axis=0) > 0, se, np.nan)
+        for rows, cols, block in blocks:
+            draws[start:stop, cols] += v[:, rows] @ block
+    se = iqr_se(draws)
     return BootstrapResult(
         std_error=se,
         crit=sup_t_crit(draws, se, alpha),

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator
+from threadpoolctl import threadpool_limits
 
 from evaltool.config.models import AnalysisBase
 from evaltool.diagnostics.pretrends import placebo_test, staggered_pretrend_test
@@ -105,7 +106,20 @@ def fit_did_staggered(
     Returns
     -------
     estimates (headline overall ATT first), diagnostics, sample report, warnings
+
+    Notes
+    -----
+    The matrix products here are tall and thin (schools × cells); multi-threaded OpenBLAS spends more
+    time synchronising than computing on them, dramatically so on a shared machine, so BLAS is limited to
+    one thread for the duration of the fit (scoped with threadpoolctl; restored afterwards).
     """
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit(frame, outcome, options=options, rng=rng)
+
+
+def _fit(
+    frame: pd.DataFrame, outcome: str, *, options: DidStaggeredOptions, rng: np.random.Generator
+) -> tuple[list[EffectEstimate], dict, SampleReport, list[str]]:
     gt = att_gt(
         frame,
         outcome,
@@ -192,18 +206,15 @@ def _check_window(gt: GroupTimeResult, options: DidStaggeredOptions) -> None:
 
 
 def _inference(gt: GroupTimeResult, aggs: dict[str, Aggregate], options: DidStaggeredOptions, rng, alpha: float) -> dict:
-    """Standard errors and uniform-band critical values per block (one bootstrap for all blocks)."""
-    columns = [gt.influence]
-    names = [("att_gt", gt.influence.shape[1])]
-    for kind, agg in aggs.items():
-        columns.append(np.column_stack([agg.influence, agg.overall_influence]))
-        names.append((kind, agg.influence.shape[1] + 1))
-    stacked = np.column_stack(columns)
+    """Standard errors and uniform-band critical values per block (one bootstrap of the basis for all blocks)."""
+    n_cells = len(gt.cells)
+    identity = np.eye(gt.basis.shape[1])[:, :n_cells]
+    coefs = {"att_gt": identity, **{kind: agg.coef for kind, agg in aggs.items()}}
     blocks: dict = {}
     arrays = gt.arrays
     if options.bootstrap_draws > 0:
         boot = multiplier_bootstrap(
-            stacked,
+            gt.basis,
             arrays.clusters,
             arrays.n_clusters,
             n_draws=options.bootstrap_draws,
@@ -211,28 +222,20 @@ def _inference(gt: GroupTimeResult, aggs: dict[str, Aggregate], options: DidStag
             weights=options.bootstrap_weights,
             alpha=alpha,
         )
-        start = 0
-        for name, width in names:
-            element = slice(start, start + width - (name != "att_gt"))
-            se, crit = boot.band(element, alpha)
-            blocks[name] = {"se": se, "crit": crit}
-            if name != "att_gt":
-                blocks[name]["overall_se"] = float(boot.std_error[start + width - 1])
-            start += width
+        for name, coef in coefs.items():
+            part = boot.transform(coef, alpha)
+            k = coef.shape[1] - (name != "att_gt")
+            se, crit = part.band(slice(0, k), alpha)
+            blocks[name] = {"se": se, "crit": crit, "overall_se": float(part.std_error[-1])}
         blocks["description"] = (
             f"multiplier bootstrap ({options.bootstrap_draws} {options.bootstrap_weights} draws, clustered by "
             f"{arrays.cluster_note}, {arrays.n_clusters} clusters)"
         )
     else:
-        sums = gt.cluster_sums(stacked)
-        se_all = np.sqrt((sums**2).sum(axis=0)) / gt.n_units
-        start = 0
-        for name, width in names:
-            k = width - (name != "att_gt")
-            blocks[name] = {"se": se_all[start : start + k], "crit": np.nan}
-            if name != "att_gt":
-                blocks[name]["overall_se"] = float(se_all[start + width - 1])
-            start += width
+        for name, coef in coefs.items():
+            se = gt.std_errors(coef)
+            k = coef.shape[1] - (name != "att_gt")
+            blocks[name] = {"se": se[:k], "crit": np.nan, "overall_se": float(se[-1])}
         blocks["description"] = (
             f"analytic influence-function SEs, clustered by {arrays.cluster_note} ({arrays.n_clusters} clusters)"
         )

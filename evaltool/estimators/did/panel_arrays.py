@@ -116,7 +116,7 @@ def panel_arrays(
     year_code, periods = pd.factorize(frame["year"].astype(np.int64), sort=True)
     n, t = len(units), len(periods)
     flat = unit_code.astype(np.int64) * t + year_code
-    if len(np.unique(flat)) != len(flat):
+    if np.bincount(flat, minlength=n * t).max(initial=0) > 1:
         raise DataError("The panel has more than one row for some school and year; each school-year must appear once.")
 
     y = np.full(n * t, np.nan)

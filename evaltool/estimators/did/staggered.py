@@ -10,6 +10,7 @@ outcome and any covariates.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -63,6 +64,32 @@ class GroupTimeResult:
     @property
     def n_units(self) -> int:
         return self.arrays.n_units
+
+    @cached_property
+    def cohort_matrix(self) -> np.ndarray:
+        """Centred cohort indicators ``1{G_i = g} − p_g``, shape ``(n_units, n_cohorts)`` (cohorts as in ``cohort_share``)."""
+        cohorts = np.array(list(self.cohort_share))
+        shares = np.array(list(self.cohort_share.values()))
+        return (self.arrays.cohort[:, None] == cohorts[None, :]).astype(float) - shares[None, :]
+
+    @cached_property
+    def basis(self) -> np.ndarray:
+        """``[influence | cohort_matrix]``: every aggregation's influence function is a combination of these columns."""
+        return np.column_stack([self.influence, self.cohort_matrix])
+
+    @cached_property
+    def _basis_sums(self) -> np.ndarray:
+        return self.cluster_sums(self.basis)
+
+    def combine(self, coef: np.ndarray) -> np.ndarray:
+        """Point estimates of linear combinations ``coef`` (rows: basis columns) of the ATT(g, t)."""
+        att = np.nan_to_num(self.cells["att"].to_numpy(), nan=0.0)
+        return att @ coef[: len(att)]
+
+    def std_errors(self, coef: np.ndarray) -> np.ndarray:
+        """Analytic clustered standard errors of the combinations ``coef`` of the basis."""
+        sums = self._basis_sums @ coef
+        return np.sqrt((sums**2).sum(axis=0)) / self.n_units
 
     def cluster_sums(self, columns: np.ndarray) -> np.ndarray:
         """Sum of influence-function columns within clusters, shape ``(n_clusters, k)``."""
