@@ -93,6 +93,14 @@ def event_time_dummies(
     return pd.concat([data, dummies], axis=1), names, times
 
 
+def _normal_draws(corr: np.ndarray, n_draws: int, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """Draws from N(0, corr); negative eigenvalues (possible with two-way clustering) are clipped to 0."""
+    values, vectors = np.linalg.eigh((corr + corr.T) / 2)
+    clipped = bool((values < -1e-10 * max(values.max(), 1.0)).any())
+    root = vectors * np.sqrt(np.clip(values, 0.0, None))
+    return rng.standard_normal((n_draws, len(values))) @ root.T, clipped
+
+
 def fit_event_study(
     frame: pd.DataFrame,
     outcome: str,
@@ -126,8 +134,13 @@ def fit_event_study(
     se = np.sqrt(np.diag(cov))
     alpha = 1 - options.ci_level
     corr = cov / np.outer(se, se)
-    draws = rng.multivariate_normal(np.zeros(len(names)), corr, size=options.band_draws, method="cholesky")
+    draws, clipped = _normal_draws(corr, options.band_draws, rng)
     crit = sup_t_crit(draws, np.ones(len(names)), alpha)
+    if clipped:
+        warnings.append(
+            "The two-way clustered covariance is not positive semi-definite; its negative eigenvalues were set to 0 "
+            "for the simultaneous band (Cameron, Gelbach & Miller 2011)."
+        )
 
     times_arr = np.array(times)
     pre = times_arr < 0

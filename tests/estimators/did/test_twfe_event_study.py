@@ -92,3 +92,13 @@ def test_negative_weights_sum_to_one_and_vanish_without_staggering():
     weights = negative_weights(frame)
     assert weights["n_negative"] > 0 and weights["sum_negative"] < 0
     assert weights["weights_by_event_time"]["total_weight"].sum() == pytest.approx(1.0)
+
+
+def test_two_way_clustering_reports_the_smaller_dimension(mpdta):
+    options = EventStudyOptions(name="es", method="event_study", window=(-4, 3), cluster_by_year=True)
+    estimates, diagnostics, _, warnings = fit_event_study(mpdta, "lemp", options=options, rng=np.random.default_rng(0))
+    assert diagnostics["design"]["n_clusters"] == 5  # 5 years < 500 counties
+    assert "year (5), two-way" in diagnostics["design"]["cluster"]
+    assert any(w.startswith("Only 5 year clusters") for w in warnings)
+    assert np.isfinite(diagnostics["event_study"]["critical_value"]).all()
+    assert estimates[0].inference.endswith("t(4)")
