@@ -133,12 +133,6 @@ def _base_periods(periods: np.ndarray, cohort: float, anticipation: int, base_pe
     return years, base
 
 
-def _controls(cohort: np.ndarray, g: float, year: int, base: int, control_group: str, anticipation: int) -> np.ndarray:
-    if control_group == "never_joined":
-        return cohort == NEVER
-    return (cohort == NEVER) | ((cohort > max(year, base) + anticipation) & (cohort != g))
-
-
 def att_gt(
     frame: pd.DataFrame | PanelArrays,
     outcome: str = "",
@@ -241,38 +235,50 @@ def att_gt(
     columns: list[np.ndarray] = []
     for g in cohorts:
         years, bases = _base_periods(periods, g, anticipation, base_period)
-        for t, b in zip(years, bases, strict=True):
-            if t > max_year:
-                continue
-            jt, jb = period_index[int(t)], period_index[int(b)]
-            both = observed[:, jt] & observed[:, jb]
-            treat = (cohort == g) & both
-            ctrl = _controls(cohort, g, t, b, control_group, anticipation) & both
-            n1, n0 = int(treat.sum()), int(ctrl.sum())
-            row = {"cohort": g, "year": int(t), "base_year": int(b), "n_treated": n1, "n_control": n0}
-            column = np.zeros(n)
-            if t == b:
-                row["att"] = 0.0
-            elif n1 == 0 or n0 == 0:
-                row["att"] = np.nan
-            else:
-                cell = treat | ctrl
-                d = treat[cell]
-                dy = arrays.y[cell, jt] - arrays.y[cell, jb]
-                if estimator is None:
-                    att, inf = twoperiod.unconditional(dy, d)
-                else:
-                    x = np.column_stack([np.ones(cell.sum()), arrays.x[cell, jb, :]])
-                    att, inf = estimator(dy, d, x)
-                row["att"] = att
-                column[cell] = inf * (n / (n1 + n0))
-            rows.append(row)
-            columns.append(column)
+        keep = years <= max_year
+        years, bases = years[keep], bases[keep]
+        jt = np.array([period_index[int(t)] for t in years], dtype=int)
+        jb = np.array([period_index[int(b)] for b in bases], dtype=int)
+        both = observed[:, jt] & observed[:, jb]
+        treat = (cohort == g)[:, None] & both
+        if control_group == "never_joined":
+            ctrl = (cohort == NEVER)[:, None] & both
+        else:
+            later = cohort[:, None] > np.maximum(years, bases)[None, :] + anticipation
+            ctrl = ((cohort == NEVER)[:, None] | (later & (cohort != g)[:, None])) & both
+        n1, n0 = treat.sum(axis=0), ctrl.sum(axis=0)
+        block = np.zeros((n, len(years)))
+        att = np.full(len(years), np.nan)
+        att[years == bases] = 0.0
+        estimable = (years != bases) & (n1 > 0) & (n0 > 0)
+        if estimator is None:
+            # Unconditional: every cell of the cohort at once (difference in mean changes; see twoperiod.unconditional).
+            dy = np.where(both, arrays.y[:, jt] - arrays.y[:, jb], 0.0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                m1 = (dy * treat).sum(axis=0) / n1
+                m0 = (dy * ctrl).sum(axis=0) / n0
+                p1 = n1 / (n1 + n0)
+                inf = treat * (dy - m1) / p1 - ctrl * (dy - m0) / (1 - p1)
+            att[estimable] = (m1 - m0)[estimable]
+            block[:, estimable] = (inf * (n / (n1 + n0)))[:, estimable]
+        else:
+            for k in np.flatnonzero(estimable):
+                cell = treat[:, k] | ctrl[:, k]
+                dy = arrays.y[cell, jt[k]] - arrays.y[cell, jb[k]]
+                x = np.column_stack([np.ones(cell.sum()), arrays.x[cell, jb[k], :]])
+                att[k], inf_k = estimator(dy, treat[cell, k], x)
+                block[cell, k] = inf_k * (n / (n1[k] + n0[k]))
+        for k in range(len(years)):
+            rows.append(
+                {"cohort": g, "year": int(years[k]), "base_year": int(bases[k]), "n_treated": int(n1[k]),
+                 "n_control": int(n0[k]), "att": float(att[k])}
+            )
+        columns.append(block)
 
     cells = pd.DataFrame(rows, columns=["cohort", "year", "base_year", "n_treated", "n_control", "att"])
     cells["event_time"] = (cells["year"] - cells["cohort"]).astype(int)
     cells["post"] = cells["year"] >= cells["cohort"]
-    influence = np.column_stack(columns) if columns else np.zeros((n, 0))
+    influence = np.hstack(columns) if columns else np.zeros((n, 0))
     sums = cluster_sum(influence, arrays.clusters, arrays.n_clusters)
     cells["std_error"] = np.sqrt((sums**2).sum(axis=0)) / n
     cells.loc[cells["att"].isna(), "std_error"] = np.nan

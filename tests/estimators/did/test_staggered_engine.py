@@ -151,3 +151,18 @@ def test_available_pairs_recovers_truth_on_an_unbalanced_panel():
     assert abs(simple.overall_att - truth) < 4 * simple.overall_se
     balanced = att_gt(unbalanced, "y", covariates=("x",))
     assert balanced.n_units < 0.5 * result.n_units  # balancing would have dropped most schools (reported)
+
+
+def test_vectorised_cells_equal_the_two_period_estimator(mpdta):
+    from evaltool.estimators.did import twoperiod
+
+    result = att_gt(mpdta, "lemp")
+    order = result.arrays.units.astype(int)  # the engine's unit order (sorted ids)
+    wide = mpdta.pivot(index="school", columns="year", values="lemp").loc[order]
+    cohort = mpdta.groupby("school")["join_year"].first().loc[order]
+    d = (cohort == 2006).to_numpy()
+    keep = d | cohort.isna().to_numpy()
+    att, inf = twoperiod.unconditional((wide[2007] - wide[2005]).to_numpy()[keep], d[keep])
+    row = result.cells[(result.cells["cohort"] == 2006) & (result.cells["year"] == 2007)].index[0]
+    assert result.cells.loc[row, "att"] == pytest.approx(att, abs=1e-14)
+    np.testing.assert_allclose(result.influence[keep, row], inf * 500 / keep.sum(), atol=1e-12)
