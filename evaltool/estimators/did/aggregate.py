@@ -90,22 +90,20 @@ class _Combiner:
         return coef
 
     def share_weighted(self, cells: np.ndarray) -> np.ndarray:
+        """Coefficients of the cohort-share-weighted mean of ``cells``."""
         cohort_of = self.cell_cohort[cells]
-        return self._weighted(cells_coef=(cells, self.share[cohort_of]), values=self.att[cells], cohort_of=cohort_of)
+        shares = self.share[cohort_of]
+        total = shares.sum()
+        coef = np.zeros(self.size)
+        coef[cells] = shares / total
+        coef[self.n_cells :] += self._weight_part(self.att[cells], shares, cohort_of, total)
+        return coef
 
     def share_weighted_elements(self, element_coefs: np.ndarray, values: np.ndarray, cohort_of: np.ndarray) -> np.ndarray:
         """Share-weighted mean of elements (one per cohort) that are themselves combinations of the basis."""
         shares = self.share[cohort_of]
         total = shares.sum()
         coef = element_coefs @ (shares / total)
-        coef[self.n_cells :] += self._weight_part(values, shares, cohort_of, total)
-        return coef
-
-    def _weighted(self, cells_coef: tuple[np.ndarray, np.ndarray], values: np.ndarray, cohort_of: np.ndarray) -> np.ndarray:
-        cells, shares = cells_coef
-        total = shares.sum()
-        coef = np.zeros(self.size)
-        coef[cells] = shares / total
         coef[self.n_cells :] += self._weight_part(values, shares, cohort_of, total)
         return coef
 

@@ -200,7 +200,8 @@ def att_gt(
     225(2), eqs. 2.6–2.8).  Each cell's influence function is scaled by
     :math:`n / n_{gt}` and placed in the rows of the cell's schools, so that
     covariances between cells and aggregations follow from sums over schools
-    (clusters).  The loop runs over cells only; every cell is vectorised over schools.
+    (clusters).  Without covariates all cells of a cohort are computed at once (schools × cells
+    matrices); with covariates the loop runs over cells, each vectorised over schools.
     """
     sample = SampleReport()
     warnings: list[str] = []
@@ -363,6 +364,11 @@ def _check_design(
             user_error=True,
         )
     controls_only: set = set()
+    if len(finite) == 1 and n_never > 0:
+        warnings.append(
+            f"All joining schools joined in {int(finite[0])}: there is no staggering, so each ATT(g,t) is a 2x2 "
+            "comparison with the comparison schools (method: did_2x2 or did_twfe give the same kind of estimate)."
+        )
     if n_never == 0:
         if len(finite) == 1:
             raise EstimationError(

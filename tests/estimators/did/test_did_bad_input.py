@@ -59,6 +59,11 @@ def test_everyone_joins_in_the_same_year():
         att_gt(frame, "y", control_group="not_yet_joined")
 
 
+def test_single_cohort_with_never_joined_warns_that_nothing_is_staggered():
+    result = att_gt(staggered_panel(cohorts=(2016, None)), "y")
+    assert any("All joining schools joined in 2016: there is no staggering" in w for w in result.warnings)
+
+
 def test_cohort_without_pre_period_is_excluded_and_named():
     frame = staggered_panel(cohorts=(2012, 2015, None))
     result = att_gt(frame, "y")
