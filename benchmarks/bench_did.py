@@ -40,6 +40,8 @@ PEER_SCRIPT = textwrap.dedent(
     warnings.filterwarnings("ignore")
     peer, path, draws = sys.argv[1], sys.argv[2], int(sys.argv[3])
     df = pd.read_parquet(path)
+    modules = {"moderndid": "moderndid", "diff-diff": "diff_diff", "csdid": "csdid.att_gt", "differences": "differences"}
+    __import__(modules[peer])  # imports are not timed (evaltool's are not either)
     t0 = time.perf_counter()
     if peer == "moderndid":
         from moderndid import aggte, att_gt

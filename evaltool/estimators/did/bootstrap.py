@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
-from evaltool.estimators.did.staggered import cluster_sum
+from evaltool.estimators.did.staggered import GroupTimeResult, cluster_sum, is_control
 
 Weights = Literal["mammen", "rademacher"]
 _SQRT5 = np.sqrt(5.0)
@@ -178,3 +178,85 @@ def multiplier_bootstrap(
         weights=weights,
         n_clusters=n_clusters,
     )
+
+
+def group_time_bootstrap(
+    result: GroupTimeResult,
+    *,
+    n_draws: int,
+    rng: np.random.Generator,
+    weights: Weights = "mammen",
+    alpha: float = 0.05,
+    chunk: int = 128,
+) -> BootstrapResult:
+    """Multiplier bootstrap of ``result.basis`` (every ATT(g, t) and the cohort-share terms).
+
+    Uses :func:`multiplier_bootstrap` in general.  For the unconditional estimator on fully observed
+    schools (``result.cell_terms`` set) every influence function is ``s·(Y_t − Y_base − m)`` within a cohort
+    block, so a draw needs only ``Σ_i v_i Y_i`` per cohort block (draws × years) instead of draws × cells:
+    the same statistic with several times less arithmetic.
+    """
+    if result.cell_terms is None:
+        arrays = result.arrays
+        return multiplier_bootstrap(
+            result.basis, arrays.clusters, arrays.n_clusters, n_draws=n_draws, rng=rng, weights=weights, alpha=alpha, chunk=chunk
+        )
+    draws = np.empty((n_draws, result.basis.shape[1]))
+    plan = _BlockPlan(result)
+    for start in range(0, n_draws, chunk):
+        stop = min(start + chunk, n_draws)
+        v = multiplier_weights(rng, (stop - start, result.arrays.n_clusters), weights)
+        draws[start:stop] = plan.draws(v)
+    se = iqr_se(draws)
+    return BootstrapResult(
+        std_error=se,
+        crit=sup_t_crit(draws, se, alpha),
+        draws=draws,
+        n_draws=n_draws,
+        weights=weights,
+        n_clusters=result.arrays.n_clusters,
+    )
+
+
+class _BlockPlan:
+    """Cohort blocks and per-cell coefficients for the structured bootstrap (see :func:`group_time_bootstrap`)."""
+
+    def __init__(self, result: GroupTimeResult) -> None:
+        arrays = result.arrays
+        self.n = arrays.n_units
+        order = np.argsort(arrays.cohort, kind="stable")
+        self.unit_clusters = arrays.clusters[order]
+        self.y = arrays.y[order]
+        block_cohorts, starts = np.unique(arrays.cohort[order], return_index=True)
+        self.bounds = np.append(starts, self.n)
+        self.block_cohorts = block_cohorts
+        cells = result.cells
+        period = {int(p): j for j, p in enumerate(arrays.periods)}
+        self.jt = np.array([period[int(t)] for t in cells["year"]])
+        self.jb = np.array([period[int(b)] for b in cells["base_year"]])
+        g = cells["cohort"].to_numpy()
+        self.treated_block = np.searchsorted(block_cohorts, g)
+        opts = result.options
+        self.control_blocks = is_control(
+            block_cohorts[None, :], g[:, None], cells["year"].to_numpy()[:, None], cells["base_year"].to_numpy()[:, None],
+            opts["control_group"], opts["anticipation"],
+        ).astype(float)  # cells × blocks
+        self.terms = result.cell_terms
+        cohorts = np.array(list(result.cohort_share))
+        self.cohort_blocks = np.searchsorted(block_cohorts, cohorts)
+        self.shares = np.array(list(result.cohort_share.values()))
+
+    def draws(self, v_clusters: np.ndarray) -> np.ndarray:
+        """Bootstrap draws (chunk × basis columns) for one chunk of multiplier weights (chunk × clusters)."""
+        v = v_clusters[:, self.unit_clusters]  # each school gets its cluster's weight (schools sorted by cohort)
+        sums_y = np.stack(
+            [v[:, a:b] @ self.y[a:b] for a, b in zip(self.bounds[:-1], self.bounds[1:], strict=True)], axis=1
+        )  # chunk × blocks × years
+        sums_1 = np.stack([v[:, a:b].sum(axis=1) for a, b in zip(self.bounds[:-1], self.bounds[1:], strict=True)], axis=1)
+        diff = sums_y[:, :, self.jt] - sums_y[:, :, self.jb]  # chunk × blocks × cells
+        s1, m1, s0, m0 = self.terms.T
+        cells = np.arange(len(self.jt))
+        treated = s1 * (diff[:, self.treated_block, cells] - m1 * sums_1[:, self.treated_block])
+        control = s0 * (np.einsum("cbk,kb->ck", diff, self.control_blocks) - m0 * (sums_1 @ self.control_blocks.T))
+        cohort_part = sums_1[:, self.cohort_blocks] - self.shares * sums_1.sum(axis=1, keepdims=True)
+        return np.column_stack([treated + control, cohort_part]) / self.n

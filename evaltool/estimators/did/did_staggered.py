@@ -19,7 +19,7 @@ from evaltool.config.models import AnalysisBase
 from evaltool.diagnostics.pretrends import placebo_test, staggered_pretrend_test
 from evaltool.errors import EstimationError
 from evaltool.estimators.did.aggregate import Aggregate, aggregate
-from evaltool.estimators.did.bootstrap import multiplier_bootstrap
+from evaltool.estimators.did.bootstrap import group_time_bootstrap
 from evaltool.estimators.did.staggered import GroupTimeResult, att_gt
 from evaltool.estimators.registry import Method, register
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
@@ -213,14 +213,8 @@ def _inference(gt: GroupTimeResult, aggs: dict[str, Aggregate], options: DidStag
     blocks: dict = {}
     arrays = gt.arrays
     if options.bootstrap_draws > 0:
-        boot = multiplier_bootstrap(
-            gt.basis,
-            arrays.clusters,
-            arrays.n_clusters,
-            n_draws=options.bootstrap_draws,
-            rng=rng,
-            weights=options.bootstrap_weights,
-            alpha=alpha,
+        boot = group_time_bootstrap(
+            gt, n_draws=options.bootstrap_draws, rng=rng, weights=options.bootstrap_weights, alpha=alpha
         )
         for name, coef in coefs.items():
             part = boot.transform(coef, alpha)

@@ -60,6 +60,10 @@ class GroupTimeResult:
     options: dict
     sample: SampleReport = field(default_factory=SampleReport)
     warnings: list[str] = field(default_factory=list)
+    cell_terms: np.ndarray | None = None
+    """Unconditional estimator on fully observed schools only: per cell ``(s1, m1, s0, m0)`` with influence
+    ``s·(Y_t − Y_base − m)`` for joining (1) and comparison (0) schools, which lets the bootstrap work on
+    ``V·Y`` (schools × years) instead of schools × cells.  ``None`` otherwise."""
 
     @property
     def n_units(self) -> int:
@@ -118,6 +122,17 @@ def cluster_sum(columns: np.ndarray, clusters: np.ndarray, n_clusters: int) -> n
     order = np.argsort(clusters, kind="stable")
     starts = np.searchsorted(clusters[order], np.arange(n_clusters))
     return np.add.reduceat(columns[order], starts, axis=0)
+
+
+def is_control(cohort: np.ndarray, g: float, year, base, control_group: str, anticipation: int) -> np.ndarray:
+    """Whether schools of ``cohort`` are comparisons for cell (g, year) with base year ``base`` (broadcasts).
+
+    Never joined, or (``not_yet_joined``) joining after ``max(year, base) + anticipation`` and not in ``g``.
+    """
+    never = cohort == NEVER
+    if control_group == "never_joined":
+        return never & np.ones_like(np.asarray(year), dtype=bool)
+    return never | ((cohort > np.maximum(year, base) + anticipation) & (cohort != g))
 
 
 def _base_periods(periods: np.ndarray, cohort: float, anticipation: int, base_period: str) -> tuple[np.ndarray, np.ndarray]:
@@ -234,6 +249,7 @@ def att_gt(
 
     rows: list[dict] = []
     columns: list[np.ndarray] = []
+    terms: list[np.ndarray] = []
     for g in cohorts:
         years, bases = _base_periods(periods, g, anticipation, base_period)
         keep = years <= max_year
@@ -242,11 +258,7 @@ def att_gt(
         jb = np.array([period_index[int(b)] for b in bases], dtype=int)
         both = observed[:, jt] & observed[:, jb]
         treat = (cohort == g)[:, None] & both
-        if control_group == "never_joined":
-            ctrl = (cohort == NEVER)[:, None] & both
-        else:
-            later = cohort[:, None] > np.maximum(years, bases)[None, :] + anticipation
-            ctrl = ((cohort == NEVER)[:, None] | (later & (cohort != g)[:, None])) & both
+        ctrl = is_control(cohort[:, None], g, years[None, :], bases[None, :], control_group, anticipation) & both
         n1, n0 = treat.sum(axis=0), ctrl.sum(axis=0)
         block = np.zeros((n, len(years)))
         att = np.full(len(years), np.nan)
@@ -262,6 +274,10 @@ def att_gt(
                 inf = treat * (dy - m1) / p1 - ctrl * (dy - m0) / (1 - p1)
             att[estimable] = (m1 - m0)[estimable]
             block[:, estimable] = (inf * (n / (n1 + n0)))[:, estimable]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                scale = n / (n1 + n0)
+                term = np.column_stack([scale / p1, m1, -scale / (1 - p1), m0])
+            terms.append(np.where(estimable[:, None], term, 0.0))
         else:
             for k in np.flatnonzero(estimable):
                 cell = treat[:, k] | ctrl[:, k]
@@ -291,6 +307,8 @@ def att_gt(
         )
     cohort_share = {float(g): float(np.mean(cohort == g)) for g in cohorts}
     cells = cells[["cohort", "year", "base_year", "event_time", "post", "att", "std_error", "n_treated", "n_control"]]
+    fully_observed = bool(observed.all())
+    cell_terms = np.vstack(terms) if estimator is None and fully_observed and terms else None
     return GroupTimeResult(
         cells=cells,
         influence=influence,
@@ -308,6 +326,7 @@ def att_gt(
         },
         sample=sample,
         warnings=warnings,
+        cell_terms=cell_terms,
     )
 
 

@@ -166,3 +166,23 @@ def test_vectorised_cells_equal_the_two_period_estimator(mpdta):
     row = result.cells[(result.cells["cohort"] == 2006) & (result.cells["year"] == 2007)].index[0]
     assert result.cells.loc[row, "att"] == pytest.approx(att, abs=1e-14)
     np.testing.assert_allclose(result.influence[keep, row], inf * 500 / keep.sum(), atol=1e-12)
+
+
+@pytest.mark.parametrize("control_group", ["never_joined", "not_yet_joined"])
+@pytest.mark.parametrize("cluster", ["school", "state"])
+@pytest.mark.parametrize("base_period", ["varying", "universal"])
+def test_structured_bootstrap_equals_generic(mpdta, control_group, cluster, base_period):
+    from evaltool.estimators.did.bootstrap import _BlockPlan
+
+    result = att_gt(mpdta, "lemp", control_group=control_group, cluster=cluster, base_period=base_period, anticipation=1)
+    assert result.cell_terms is not None
+    v = np.random.default_rng(0).normal(size=(7, result.arrays.n_clusters))
+    generic = v @ cluster_sum(result.basis, result.arrays.clusters, result.arrays.n_clusters) / result.n_units
+    np.testing.assert_allclose(_BlockPlan(result).draws(v), generic, atol=1e-14)
+
+
+def test_structured_path_only_when_fully_observed(mpdta):
+    assert att_gt(mpdta, "lemp", covariates=("lpop",)).cell_terms is None
+    holes = mpdta.drop(index=[0, 7])
+    assert att_gt(holes, "lemp", unbalanced="available_pairs").cell_terms is None
+    assert att_gt(holes, "lemp").cell_terms is not None  # balanced by dropping the two schools
