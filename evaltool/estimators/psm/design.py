@@ -97,7 +97,7 @@ def build_units(
 
 def _post_means(values: pd.DataFrame, units: pd.DataFrame, outcome: str, event_times: list[int]) -> pd.DataFrame:
     """Mean outcome over the post years of each unit (sorted merge, no loop over units)."""
-    long = units[["school", "cohort"]].reset_index(names="unit").merge(
+    long = units[["school", "cohort"]].reset_index(drop=True).reset_index(names="unit").merge(
         pd.DataFrame({"event_time": event_times}), how="cross"
     )
     long["year"] = long["cohort"] + long["event_time"]
