@@ -9,6 +9,13 @@ comparison schools measured in the same year (matching is exact on cohort).
 Eligible comparison schools: never joined or, with ``not_yet_joined``, joined
 after the cohort's last post year.
 
+Covariates are averaged over the ``covariate_years`` years before joining
+(g − W … g − 1, those present; all pre-joining years by default).  Averaging
+matters for matched DiD: covariates measured in one year carry cohort-to-cohort
+noise, and matching treated schools to comparison schools with the same noisy
+value selects comparison schools whose latent level differs and then regresses
+to it, biasing the DiD (Daw & Hatfield 2018, *Health Services Research* 53(6)).
+
 The outcome after joining is the mean over the years g + e, e in
 ``event_times`` (0 = the joining year), of the years present; for matched
 difference-in-differences it is that mean minus the baseline-year outcome.
@@ -33,6 +40,7 @@ def build_units(
     extra_columns: list[str],
     sample: SampleReport,
     stage: str,
+    covariate_years: int | None = None,
 ) -> pd.DataFrame:
     """One row per (school, cohort) unit with baseline covariates and outcomes.
 
@@ -78,9 +86,14 @@ def build_units(
 
     keep_cols = ["school", "year", outcome, *dict.fromkeys(covariates + extra_columns)]
     values = frame[[c for c in keep_cols if c in frame.columns]]
-    base = values.rename(columns={"year": "baseline_year", outcome: "y_base"})
+    base = values[["school", "year", outcome]].rename(columns={"year": "baseline_year", outcome: "y_base"})
     units = units.merge(base, on=["school", "baseline_year"], how="left", validate="many_to_one")
-    units = _drop(units, units[covariates].isna().any(axis=1), "missing a covariate in the baseline year", sample, stage)
+    static = [c for c in extra_columns if c not in covariates and c in values.columns]
+    if static:
+        units = units.merge(values.groupby("school")[static].first().reset_index(), on="school", how="left")
+    window = covariate_years if covariate_years is not None else int(cohorts.max() - first_year) if len(cohorts) else 1
+    units = units.join(_pre_means(values, units, covariates, window))
+    units = _drop(units, units[covariates].isna().any(axis=1), "a covariate missing in every pre-joining year used", sample, stage)
     if did:
         units = _drop(units, units["y_base"].isna(), f"missing '{outcome}' in the baseline year", sample, stage)
     else:
@@ -93,6 +106,16 @@ def build_units(
     if did:
         units["y_change"] = units["y_post"] - units["y_base"]
     return units.reset_index(drop=True)
+
+
+def _pre_means(values: pd.DataFrame, units: pd.DataFrame, covariates: list[str], window: int) -> pd.DataFrame:
+    """Mean of each covariate over the ``window`` years before joining (years present, values not missing)."""
+    if not covariates:
+        return pd.DataFrame(index=units.index)
+    long = units[["school", "cohort"]].reset_index(names="unit").merge(pd.DataFrame({"lag": range(1, window + 1)}), how="cross")
+    long["year"] = long["cohort"] - long["lag"]
+    long = long.merge(values[["school", "year", *covariates]], on=["school", "year"], how="inner")
+    return long.groupby("unit")[covariates].mean().reindex(units.index)
 
 
 def _post_means(values: pd.DataFrame, units: pd.DataFrame, outcome: str, event_times: list[int]) -> pd.DataFrame:

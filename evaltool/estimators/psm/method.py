@@ -41,8 +41,10 @@ class PropensityOptions(AnalysisBase):
 
     covariates: list[str] | None = None
     """Covariates of the propensity model, measured in each joiner's baseline year; default columns.covariates."""
-    match_on_baseline_outcome: bool = True
-    """Also use the outcome in the baseline year as a covariate."""
+    covariate_years: int | None = Field(default=None, ge=1)
+    """Years before joining over which covariates are averaged (null: every pre-joining year in the data)."""
+    match_on_baseline_outcome: bool = False
+    """Also match on the outcome in the baseline year (beware regression to the mean with did: true)."""
     propensity_model: Literal["logistic", "gradient_boosting"] = "logistic"
     """Model of P(join | covariates): unpenalised logistic regression or gradient boosting."""
     event_times: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
@@ -259,6 +261,9 @@ def fit_psm(
         "propensity_scores": pd.DataFrame(
             {"treated": treat.astype(int), "score": model.score, "matched": matched.astype(int)}
         ),
+        "matched_units": units.loc[matched, ["school", "cohort", "treated"]]
+        .assign(weight=result.weights[matched], matched_set=result.unit_subclass[matched])
+        .reset_index(drop=True),
     }
     return estimate, diagnostics, sample, warnings
 
@@ -375,6 +380,7 @@ def prepare_units(context: AnalysisContext, spec: PropensityOptions, extra: list
         extra_columns=extra_cols,
         sample=sample,
         stage=spec.name,
+        covariate_years=spec.covariate_years,
     )
     if spec.match_on_baseline_outcome:
         units = units.rename(columns={"y_base": f"baseline_{context.outcome}"})
