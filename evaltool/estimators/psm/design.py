@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from evaltool.errors import EstimationError
 from evaltool.results import SampleReport
 
 
@@ -48,6 +49,13 @@ def build_units(
     <extra_columns>, y_post, n_post_years`` and, with ``did``, ``y_base`` and
     ``y_change``.  Every dropped unit is recorded in ``sample``.
     """
+    for column in covariates:
+        if frame[column].isna().all():
+            raise EstimationError(
+                f"Covariate '{column}' is missing in every row of the panel, so no school can be matched on it. "
+                f"Remove it from the analysis's covariates (or columns.covariates) or fix the data.",
+                user_error=True,
+            )
     years = frame["year"]
     first_year, last_year = int(years.min()), int(years.max())
     schools = frame.groupby("school", sort=True)["join_year"].first()

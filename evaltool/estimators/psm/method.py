@@ -55,10 +55,6 @@ class PropensityOptions(AnalysisBase):
     """Comparison schools: never joined, or also schools joining after the cohort's last post year."""
     common_support: Literal["none", "treated", "control", "both"] = "none"
     """Drop units outside the other group's propensity-score range (treated, control or both)."""
-    regression_adjustment: bool = False
-    """Adjust the outcome model for the covariates (with treatment interactions) on the matched/weighted sample."""
-    cluster: Literal["matched_set", "school", "trust", "local_authority"] = "matched_set"
-    """Cluster of the standard errors (matched_set: the matched pair/set, as MatchIt)."""
     ci_level: float = Field(default=0.95, gt=0.5, lt=1.0)
     """Confidence level of the intervals."""
 
@@ -83,8 +79,9 @@ class PropensityOptions(AnalysisBase):
             problems.append(
                 (("covariates",), f"{unknown} are not in columns.covariates {config.columns.covariates}; add them there first")
             )
-        if self.cluster in ("trust", "local_authority") and getattr(config.columns, self.cluster) is None:
-            problems.append((("cluster",), f"clustering by {self.cluster} needs columns.{self.cluster}; map it or use cluster: matched_set"))
+        cluster = getattr(self, "cluster", None)
+        if cluster in ("trust", "local_authority") and getattr(config.columns, cluster) is None:
+            problems.append((("cluster",), f"clustering by {cluster} needs columns.{cluster}; map it or cluster by school"))
         return problems
 
 
@@ -104,6 +101,10 @@ class PsmOptions(PropensityOptions):
     """Columns matched exactly (local_authority or covariates such as a region code); cohort is always exact."""
     order: Literal["largest", "smallest", "random", "data"] = "largest"
     """Order in which treated schools choose without replacement (largest propensity score first, as MatchIt)."""
+    regression_adjustment: bool = False
+    """Adjust the outcome model for the covariates (with treatment interactions) on the matched sample."""
+    cluster: Literal["matched_set", "school", "trust", "local_authority"] = "matched_set"
+    """Cluster of the standard errors without replacement (matched_set: the matched pair/set, as MatchIt)."""
 
     def cross_check(self, config: Config) -> list[tuple[tuple, str]]:
         problems = super().cross_check(config)
@@ -116,6 +117,23 @@ class PsmOptions(PropensityOptions):
                     (("exact", i), f"'{column}' is neither local_authority nor in columns.covariates; add it there to match on it")
                 )
         return problems
+
+
+def _check_ratio(n_t: int, n_c: int, ratio: int, replace: bool, warnings: list[str]) -> None:
+    """Enough comparison units for 1:k matching without replacement?"""
+    if replace:
+        return
+    if n_c < ratio:
+        raise EstimationError(
+            f"Only {n_c} comparison units for ratio: {ratio} without replacement, so no treated school can get "
+            f"{ratio} matches. Lower ratio, set replace: true, or use comparison: not_yet_joined.",
+            user_error=True,
+        )
+    if n_c < ratio * n_t:
+        warnings.append(
+            f"Only {n_c} comparison units for {n_t} treated schools × ratio {ratio} without replacement: some treated "
+            "schools get fewer or no matches (counted in the sample report). Lower ratio or set replace: true."
+        )
 
 
 def _caliper_width(caliper: float | None, distance_score: np.ndarray) -> float | None:
@@ -185,6 +203,7 @@ def fit_psm(
         )
     check_covariates(units, covariates, treat)
     check_exact_overlap(units, exact)
+    _check_ratio(n_t, n_c, ratio, replace, warnings)
     X = design_matrix(units, covariates)
     if units["cohort"].nunique() > 1:
         X = pd.concat([X, pd.get_dummies(units["cohort"].astype(str), prefix="cohort_", drop_first=True, dtype=float)], axis=1)

@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
+from scipy.special import expit
 
 from evaltool.errors import EstimationError
 
@@ -133,7 +134,7 @@ def _fit_logistic(X: pd.DataFrame, treat: np.ndarray) -> PropensityModel:
     linear = exog @ fit.params
     if np.all(linear[treat] > 15) and np.all(linear[~treat] < -15) or not np.all(np.isfinite(linear)):
         raise _separation_error(names)
-    score = np.clip(1.0 / (1.0 + np.exp(-linear)), EPS, 1 - EPS)
+    score = np.clip(expit(linear), EPS, 1 - EPS)
     coef = pd.DataFrame(
         {"term": names, "estimate": fit.params, "std_error": fit.bse, "z": fit.tvalues, "p_value": fit.pvalues}
     )
