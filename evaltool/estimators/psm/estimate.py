@@ -13,7 +13,8 @@
   (pair/subclass) as MatchIt documents (Austin 2009; Abadie & Spiess 2022), or
   by school/trust/local authority; with replacement and no regression
   adjustment, the Abadie–Imbens (2006) variance; with replacement and
-  regression adjustment, HC1 robust (conditional on the matched sample).
+  regression adjustment, cluster-robust by school (a comparison school used
+  for several treated schools is one cluster).
 """
 
 from __future__ import annotations

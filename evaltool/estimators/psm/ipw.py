@@ -45,7 +45,9 @@ class IpwOptions(PropensityOptions):
     """Cluster of the standard errors (a comparison school serving several cohorts is one cluster)."""
 
 
-def ipw_att(y: np.ndarray, treat: np.ndarray, X: np.ndarray, clusters: np.ndarray) -> tuple[AttFit, np.ndarray, np.ndarray]:
+def ipw_att(
+    y: np.ndarray, treat: np.ndarray, X: np.ndarray, clusters: np.ndarray, names: list[str] | None = None
+) -> tuple[AttFit, np.ndarray, np.ndarray]:
     """Hájek IPW estimate of the ATT with the stacked M-estimation sandwich SE.
 
     Parameters
@@ -56,6 +58,8 @@ def ipw_att(y: np.ndarray, treat: np.ndarray, X: np.ndarray, clusters: np.ndarra
         Propensity design *with* a constant column (logistic model).
     clusters
         Integer cluster id per unit.
+    names
+        Term names of ``X`` (for messages).
 
     Returns
     -------
@@ -67,7 +71,7 @@ def ipw_att(y: np.ndarray, treat: np.ndarray, X: np.ndarray, clusters: np.ndarra
     beta = model.params
     linear = X @ beta
     if not np.all(np.isfinite(linear)) or (np.all(linear[treat] > 15) and np.all(linear[~treat] < -15)):
-        raise _separation_error(["(Intercept)", *[f"x{i}" for i in range(1, X.shape[1])]])
+        raise _separation_error(names or ["(Intercept)", *[f"x{i}" for i in range(1, X.shape[1])]])
     p = expit(linear)
     odds = np.exp(linear)
     mu1 = float(np.mean(y[treat]))
@@ -131,7 +135,7 @@ def fit_ipw(
     if n_clusters < 30:
         warnings.append(few_clusters_warning(n_clusters, cluster))
     y = units[outcome_column].to_numpy(dtype=float)
-    fit, weights, score = ipw_att(y, treat, exog, codes.to_numpy())
+    fit, weights, score = ipw_att(y, treat, exog, codes.to_numpy(), ["(Intercept)", *map(str, X.columns)])
     estimate = EffectEstimate.from_normal(
         term="ATT (IPW DiD)" if outcome_column == "y_change" else "ATT (IPW)",
         estimand="ATT",

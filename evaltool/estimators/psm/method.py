@@ -216,7 +216,7 @@ def fit_psm(
     result = match(
         treat,
         score=score,
-        covariates=units[covariates].to_numpy(dtype=float) if distance == "mahalanobis" else None,
+        covariates=design_matrix(units, covariates).to_numpy(dtype=float) if distance == "mahalanobis" else None,
         distance="mahalanobis" if distance == "mahalanobis" else "score",
         ratio=ratio,
         replace=replace,

@@ -48,6 +48,7 @@ analyses:
     propensity_model: gradient_boosting
     caliper: null
     common_support: both
+    cluster: trust
   - name: weights
     method: ipw
     event_times: [0, 1]
@@ -74,6 +75,7 @@ def test_every_variant_runs_and_recovers_the_effect(config):
         assert "balance" in result.diagnostics
     assert run.analyses[1].estimates[0].inference.startswith("Abadie–Imbens")
     assert run.analyses[0].estimates[0].inference.startswith("cluster-robust by matched set")
+    assert "cluster-robust by trust" in run.analyses[3].estimates[0].inference
 
 
 def test_same_seed_same_results(config):
