@@ -39,15 +39,17 @@ def love_plot(result: AnalysisResult) -> Figure:
 
 
 def overlap_plot(result: AnalysisResult) -> Figure:
-    """Histograms of the propensity score by group, all units and matched units."""
+    """Histograms of the propensity score by group: all units, and the matched/weighted sample (with its weights)."""
     scores = _frame(result.diagnostics["propensity_scores"])
     fig = Figure(figsize=(8, 3.6), dpi=100)
     bins = np.linspace(0, 1, 41)
     for i, (title, subset) in enumerate((("All units", scores), ("Matched / weighted units", scores[scores["matched"] == 1]))):
         ax = fig.add_subplot(1, 2, i + 1)
         for group, colour, label in ((1, "#000000", "Joined"), (0, "#999999", "Comparison")):
-            values = subset.loc[subset["treated"] == group, "score"]
-            ax.hist(values, bins=bins, density=True, histtype="step" if group else "stepfilled", color=colour, label=label)
+            part = subset[subset["treated"] == group]
+            weights = part["weight"] if i == 1 and "weight" in part else None
+            ax.hist(part["score"], bins=bins, weights=weights, density=True, histtype="step" if group else "stepfilled",
+                    color=colour, label=label)
         ax.set_title(title)
         ax.set_xlabel("Propensity score")
     fig.axes[0].set_ylabel("Density")

@@ -160,7 +160,7 @@ def fit_ipw(
                    "max_comparison_weight_share": float(control_w.max() / control_w.sum())},
         "overlap": overlap_summary(score, treat),
         "balance": balance_table(_balance_frame(units, covariates, np.log(score / (1 - score))), treat, weights),
-        "propensity_scores": pd.DataFrame({"treated": treat.astype(int), "score": score, "matched": 1}),
+        "propensity_scores": pd.DataFrame({"treated": treat.astype(int), "score": score, "matched": 1, "weight": weights}),
     }
     if ess < 0.1 * (~treat).sum():
         warnings.append(f"IPW weights are concentrated: effective comparison sample {ess:.0f} of {(~treat).sum()} units.")

@@ -278,7 +278,7 @@ def fit_psm(
         "overlap": overlap_summary(model.score, treat),
         "balance": balance_table(balance_X, treat, result.weights),
         "propensity_scores": pd.DataFrame(
-            {"treated": treat.astype(int), "score": model.score, "matched": matched.astype(int)}
+            {"treated": treat.astype(int), "score": model.score, "matched": matched.astype(int), "weight": result.weights}
         ),
         "matched_units": units.loc[matched, ["school", "cohort", "treated"]]
         .assign(weight=result.weights[matched], matched_set=result.unit_subclass[matched])

@@ -154,7 +154,8 @@ def _separation_error(names: list[str]) -> EstimationError:
 def _fit_boosting(X: pd.DataFrame, treat: np.ndarray, rng: np.random.Generator) -> PropensityModel:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    model = HistGradientBoostingClassifier(random_state=int(rng.integers(2**31 - 1)))
+    # Shallow trees: a propensity model should rank units smoothly, not classify the sample perfectly.
+    model = HistGradientBoostingClassifier(max_depth=3, learning_rate=0.1, max_iter=100, random_state=int(rng.integers(2**31 - 1)))
     model.fit(X.to_numpy(dtype=float), treat)
     score = np.clip(model.predict_proba(X.to_numpy(dtype=float))[:, 1], EPS, 1 - EPS)
     return PropensityModel("gradient_boosting", score, np.log(score / (1 - score)), None, True)

@@ -85,3 +85,19 @@ def test_confidence_interval_coverage(replace):
             crit = stats.t(fit.df).ppf(0.975)
         covered += abs(fit.estimate - 2.0) <= crit * fit.std_error
     assert 0.88 * reps <= covered <= 0.99 * reps
+
+
+def test_gradient_boosting_propensity_is_seeded_and_in_unit_interval():
+    import pandas as pd
+
+    from evaltool.estimators.psm.propensity import fit_propensity
+
+    x, treat, _ = dgp(5, n=400)
+    X = pd.DataFrame({"x": x})
+    first = fit_propensity(X, treat, kind="gradient_boosting", rng=np.random.default_rng(1))
+    again = fit_propensity(X, treat, kind="gradient_boosting", rng=np.random.default_rng(1))
+    assert np.array_equal(first.score, again.score)
+    assert np.all((first.score > 0) & (first.score < 1))
+    assert first.coefficients is None
+    # it ranks units like the true propensity (monotone in x)
+    assert np.corrcoef(first.logit, x)[0, 1] > 0.7

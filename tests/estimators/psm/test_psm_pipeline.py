@@ -42,10 +42,9 @@ analyses:
     distance: mahalanobis
     match_on_baseline_outcome: true
     regression_adjustment: true
-  - name: boosted
+  - name: trimmed
     method: psm
     event_times: [0, 1]
-    propensity_model: gradient_boosting
     caliper: null
     common_support: both
     cluster: trust
@@ -57,14 +56,19 @@ output:
 """
 
 
-@pytest.fixture
-def config(tmp_path):
-    make_panel(seed=4, n_schools=400).to_csv(tmp_path / "panel.csv", index=False)
-    return load_config(write_config(tmp_path, CONFIG))
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("psm")
+    make_panel(seed=4, n_schools=400).to_csv(folder / "panel.csv", index=False)
+    return load_config(write_config(folder, CONFIG))
 
 
-def test_every_variant_runs_and_recovers_the_effect(config):
-    run = run_analyses(config)
+@pytest.fixture(scope="module")
+def run(config):
+    return run_analyses(config)
+
+
+def test_every_variant_runs_and_recovers_the_effect(run):
     for result in run.analyses:
         assert result.status == "ok", result.error
         estimate = result.estimates[0]
@@ -78,10 +82,8 @@ def test_every_variant_runs_and_recovers_the_effect(config):
     assert "cluster-robust by trust" in run.analyses[3].estimates[0].inference
 
 
-def test_same_seed_same_results(config):
-    first = run_analyses(config).tidy()
-    second = run_analyses(config).tidy()
-    assert first.equals(second)
+def test_same_seed_same_results(config, run):
+    assert run_analyses(config).tidy().equals(run.tidy())
 
 
 def test_results_folder_has_json_and_figures(config, tmp_path):
