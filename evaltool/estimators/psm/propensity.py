@@ -156,6 +156,10 @@ def _fit_boosting(X: pd.DataFrame, treat: np.ndarray, rng: np.random.Generator) 
 
     # Shallow trees: a propensity model should rank units smoothly, not classify the sample perfectly.
     model = HistGradientBoostingClassifier(max_depth=3, learning_rate=0.1, max_iter=100, random_state=int(rng.integers(2**31 - 1)))
-    model.fit(X.to_numpy(dtype=float), treat)
-    score = np.clip(model.predict_proba(X.to_numpy(dtype=float))[:, 1], EPS, 1 - EPS)
+    from threadpoolctl import threadpool_limits
+
+    # OpenMP threads only pay off on large samples; on a busy machine they spin-wait (seconds for 400 rows).
+    with threadpool_limits(limits=1 if len(X) < 50_000 else None, user_api="openmp"):
+        model.fit(X.to_numpy(dtype=float), treat)
+        score = np.clip(model.predict_proba(X.to_numpy(dtype=float))[:, 1], EPS, 1 - EPS)
     return PropensityModel("gradient_boosting", score, np.log(score / (1 - score)), None, True)

@@ -82,6 +82,14 @@ def test_every_variant_runs_and_recovers_the_effect(run):
     assert "cluster-robust by trust" in run.analyses[3].estimates[0].inference
 
 
+def test_matched_sets_never_mix_cohorts(run):
+    """Staggered joiners are matched only to comparison schools measured in their own baseline year."""
+    units = run.analyses[0].diagnostics["matched_units"]
+    assert set(units["cohort"]) == {2016, 2018}
+    assert (units.groupby("matched_set")["cohort"].nunique() == 1).all()
+    assert (units.groupby("matched_set")["treated"].sum() == 1).all()
+
+
 def test_same_seed_same_results(config, run):
     assert run_analyses(config).tidy().equals(run.tidy())
 
