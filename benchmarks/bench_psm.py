@@ -8,6 +8,9 @@
    knn_matched without replacement, caliper 0.2) and causalinference (CausalModel.est_propensity +
    est_via_matching, with replacement; evaltool timed with replace=True for that pair).
 
+psmpy's matching is quadratic or worse (a full k-NN table and Python list removals): at 20,000 units it
+takes about 14 minutes on this machine, so a full run lasts about a quarter of an hour.
+
 Usage::
 
     pip install --target /work/peer-psm --no-deps psmpy causalinference seaborn   # peers, not evaltool deps
