@@ -1,0 +1,307 @@
+"""Per-trust effects with inference valid for a handful of treated schools.
+
+For each trust, its schools' change in mean outcome from before to after
+joining is compared with the change of comparison schools over the same
+calendar years (a 2×2 difference in differences around the trust's joining
+year ``g``)::
+
+    change_i = mean(y_it : t − g in post_window) − mean(y_it : t − g in pre_window)
+    effect   = mean(change_i : i in trust) − mean(change_j : j comparison)
+
+Inference.  A trust has 2–9 schools, so cluster-robust standard errors are
+unreliable.  The p-value comes from randomisation inference: ``B`` placebo
+trusts of the same size are drawn at random from the trust's schools and the
+comparison schools together, each gives a placebo DiD, and
+``p = (1 + #{|placebo| ≥ |effect|}) / (B + 1)`` — exact under the sharp null
+of no effect when schools are exchangeable (Fisher; see Imbens & Rubin 2015,
+ch. 5; MacKinnon & Webb 2020 on few treated clusters).  The standard error,
+used for intervals and for the meta-analysis, assumes the trust's schools'
+changes have the comparison schools' variance:
+``SE = s_C · sqrt(1/n_T + 1/n_C)`` (t with ``n_C − 1`` df).
+
+The per-school changes come from a small *DiD core* function
+(:data:`DidCore`); :func:`two_by_two_changes` is the default, and a staggered
+group-time engine can replace it without touching the inference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from evaltool.errors import EstimationError
+from evaltool.estimators.did.twobytwo import assign_groups
+from evaltool.results import EffectEstimate, SampleReport
+
+#: Number of placebo assignments built per block (bounds memory: block × schools floats).
+_BLOCK = 2000
+
+
+@dataclass(frozen=True)
+class Window:
+    """Event-time windows (years since joining; 0 = first year in the trust), inclusive."""
+
+    pre: tuple[int, int] = (-3, -1)
+    post: tuple[int, int] = (0, 2)
+
+
+#: ``core(frame, outcome, g, window) -> DataFrame`` indexed by school with column
+#: ``change`` (post minus pre mean; NaN if a period has no outcome), and the
+#: counts ``n_pre``, ``n_post`` of school-years used.
+DidCore = Callable[[pd.DataFrame, str, int, Window], pd.DataFrame]
+
+
+def two_by_two_changes(frame: pd.DataFrame, outcome: str, g: int, window: Window) -> pd.DataFrame:
+    """Each school's post-minus-pre change in mean outcome around calendar year ``g``.
+
+    Vectorised: one boolean mask and one groupby over the whole panel.
+    """
+    event = frame["year"].to_numpy() - g
+    pre = (event >= window.pre[0]) & (event <= window.pre[1])
+    post = (event >= window.post[0]) & (event <= window.post[1])
+    keep = (pre | post) & frame[outcome].notna().to_numpy()
+    part = pd.DataFrame({
+        "school": frame["school"].to_numpy()[keep],
+        "post": post[keep],
+        "y": frame[outcome].to_numpy(dtype=float)[keep],
+    })
+    cells = part.groupby(["school", "post"])["y"].agg(["mean", "size"]).unstack("post")
+    out = pd.DataFrame(index=cells.index)
+    out["n_pre"] = cells[("size", False)].fillna(0).astype(int) if ("size", False) in cells else 0
+    out["n_post"] = cells[("size", True)].fillna(0).astype(int) if ("size", True) in cells else 0
+    pre_mean = cells[("mean", False)] if ("mean", False) in cells else np.nan
+    post_mean = cells[("mean", True)] if ("mean", True) in cells else np.nan
+    out["change"] = post_mean - pre_mean
+    return out
+
+
+@dataclass
+class TrustEffects:
+    """Per-trust estimates and everything reported about them."""
+
+    estimates: list[EffectEstimate]
+    table: pd.DataFrame
+    skipped: pd.DataFrame
+    sample: SampleReport
+    warnings: list[str] = field(default_factory=list)
+
+
+def randomisation_pvalue(
+    changes: np.ndarray, n_treated: int, observed: float, n_draws: int, rng: np.random.Generator
+) -> tuple[float, np.ndarray]:
+    """Two-sided randomisation p-value of a difference in means over random same-size placebo groups.
+
+    Parameters
+    ----------
+    changes
+        Changes of the pooled schools (treated and comparison), length ``N``.
+    n_treated
+        Size of each placebo group.
+    observed
+        The actual difference in means (treated minus the rest).
+    n_draws
+        Number of placebo groups ``B``.
+
+    Notes
+    -----
+    Each block of placebo groups is a ``(b, N)`` 0/1 assignment matrix ``A``
+    (``n_treated`` ones per row, rows uniformly random subsets); the placebo
+    estimates are ``A d / n_T − (Σd − A d)/(N − n_T)``, one matrix product.
+    ``p = (1 + #{|placebo| ≥ |observed|}) / (B + 1)``.
+    """
+    d = np.asarray(changes, dtype=float)
+    n = d.size
+    total = d.sum()
+    placebo = np.empty(n_draws)
+    for start in range(0, n_draws, _BLOCK):
+        b = min(_BLOCK, n_draws - start)
+        keys = rng.random((b, n))
+        chosen = np.argpartition(keys, n_treated - 1, axis=1)[:, :n_treated]
+        A = np.zeros((b, n))
+        A[np.arange(b)[:, None], chosen] = 1.0
+        treated_sum = A @ d
+        placebo[start : start + b] = treated_sum / n_treated - (total - treated_sum) / (n - n_treated)
+    # tolerance so that ties with the observed value (e.g. the identity assignment) count as extreme
+    extreme = np.abs(placebo) >= abs(observed) - 1e-12 * max(1.0, abs(observed))
+    return float((1 + extreme.sum()) / (n_draws + 1)), placebo
+
+
+def fit_trust_effects(
+    frame: pd.DataFrame,
+    outcome: str,
+    *,
+    window: Window = Window(),
+    comparison: str = "never_joined",
+    min_schools: int = 2,
+    n_permutations: int = 999,
+    on_problem: str = "skip",
+    ci_level: float = 0.95,
+    rng: np.random.Generator,
+    core: DidCore = two_by_two_changes,
+) -> TrustEffects:
+    """Estimate every trust's effect on its schools, with randomisation-inference p-values.
+
+    Parameters
+    ----------
+    frame
+        School × year panel with canonical ``school``, ``year``, ``join_year``
+        and ``trust`` columns and the outcome.
+    window
+        Pre and post event-time windows around each trust's joining year.
+    comparison
+        ``"never_joined"`` or ``"not_yet_joined"`` (also schools joining after
+        the post window).
+    min_schools
+        Trusts with fewer schools having outcomes in both windows are skipped.
+    on_problem
+        ``"skip"``: a trust that cannot be estimated is reported and skipped;
+        ``"fail"``: it raises :class:`EstimationError` naming the trust.
+    rng
+        Generator for the placebo draws.
+    core
+        The DiD core giving each school's change (see :data:`DidCore`).
+    """
+    sample = SampleReport(n_rows_in=len(frame))
+    schools = frame.groupby("school")[["join_year", "trust"]].first()
+    member = schools["trust"].notna()
+    skipped: list[dict] = []
+    rows: list[dict] = []
+    estimates: list[EffectEstimate] = []
+    warnings: list[str] = []
+    used_rows = 0
+    used_schools: set[str] = set()
+
+    def skip(trust: str, reason: str, n_schools: int) -> None:
+        if on_problem == "fail":
+            raise EstimationError(
+                f"Trust '{trust}': {reason}. Change pre_window/post_window, or set on_problem: skip to report "
+                "such trusts and go on.",
+                user_error=True,
+            )
+        skipped.append({"trust": trust, "reason": reason, "n_schools": n_schools})
+
+    no_join = member & schools["join_year"].isna()
+    if no_join.any():
+        for trust, count in schools.loc[no_join, "trust"].value_counts().sort_index().items():
+            sample.exclude("school has a trust but no join year", int(frame["school"].isin(schools.index[no_join & (schools["trust"] == trust)]).sum()),
+                           int(count), stage="design", detail=f"trust {trust}")
+    trusts = schools.loc[member & schools["join_year"].notna()]
+    if trusts.empty:
+        raise EstimationError(
+            "No school has both a trust id (columns.trust) and a join year (columns.join_year); per-trust effects "
+            "need both.",
+            user_error=True,
+        )
+    cohort_of_trust = trusts.groupby("trust")["join_year"].min().astype(int)
+    changes_by_cohort: dict[int, pd.DataFrame] = {}
+
+    for trust, g in cohort_of_trust.sort_index().items():
+        members = trusts.index[trusts["trust"] == trust]
+        late = members[trusts.loc[members, "join_year"].to_numpy() != g]
+        if len(late):
+            sample.exclude("joined its trust after the trust's first schools", int(frame["school"].isin(late).sum()),
+                           len(late), stage="design", detail=f"trust {trust} (first joining year {g})")
+            members = members.difference(late)
+        if g not in changes_by_cohort:
+            changes_by_cohort[g] = core(frame, outcome, g, window)
+        changes = changes_by_cohort[g]
+        member_changes = changes["change"].reindex(members)
+        has_pre = changes["n_pre"].reindex(members).fillna(0) > 0
+        has_post = changes["n_post"].reindex(members).fillna(0) > 0
+        if not has_pre.any():
+            skip(trust, f"none of its {len(members)} school(s) has outcome data before joining (event times "
+                        f"{window.pre[0]} to {window.pre[1]} around {g})", len(members))
+            continue
+        if not has_post.any():
+            skip(trust, f"none of its {len(members)} school(s) has outcome data after joining (event times "
+                        f"{window.post[0]} to {window.post[1]} around {g})", len(members))
+            continue
+        incomplete = members[member_changes.isna().to_numpy()]
+        if len(incomplete):
+            sample.exclude("trust school without outcome in the pre or the post window",
+                           int(frame["school"].isin(incomplete).sum()), len(incomplete), stage="analysis",
+                           detail=f"trust {trust}")
+        treated = member_changes.dropna()
+        if len(treated) < min_schools:
+            skip(trust, f"only {len(treated)} school(s) with outcomes before and after joining; at least "
+                        f"{min_schools} needed (min_schools)", len(members))
+            continue
+
+        labels = assign_groups(schools["join_year"].astype(float), g + window.pre[1], g + window.post[0],
+                               g + window.post[1], comparison)
+        pool = labels.index[(labels == "comparison").to_numpy()]
+        control = changes["change"].reindex(pool).dropna()
+        if len(control) < 2:
+            skip(trust, f"fewer than 2 comparison schools ({comparison}) have outcomes in both windows", len(members))
+            continue
+
+        d_t = treated.to_numpy()
+        d_c = control.to_numpy()
+        effect = float(d_t.mean() - d_c.mean())
+        p_value, _ = randomisation_pvalue(np.concatenate([d_t, d_c]), len(d_t), effect, n_permutations, rng)
+        se = float(d_c.std(ddof=1) * np.sqrt(1 / len(d_t) + 1 / len(d_c)))
+        df = len(d_c) - 1
+        crit = float(stats.t(df).ppf(0.5 + ci_level / 2))
+        n_obs = int(changes.loc[treated.index, ["n_pre", "n_post"]].to_numpy().sum()
+                    + changes.loc[control.index, ["n_pre", "n_post"]].to_numpy().sum())
+        inference = (
+            f"p: randomisation inference, {n_permutations} placebo trusts of {len(d_t)} schools; "
+            f"CI: t({df}) with SE from comparison-school variance"
+        )
+        estimate = EffectEstimate(
+            term=str(trust),
+            estimand=f"ATT of trust (2x2 DiD, event times {window.pre[0]}..{window.pre[1]} vs "
+                     f"{window.post[0]}..{window.post[1]})",
+            estimate=effect,
+            std_error=se,
+            ci_lower=effect - crit * se,
+            ci_upper=effect + crit * se,
+            p_value=p_value,
+            n_treated=len(d_t),
+            n_control=len(d_c),
+            n_obs=n_obs,
+            ci_level=ci_level,
+            inference=inference,
+        )
+        estimates.append(estimate)
+        rows.append({
+            "trust": str(trust), "join_year": int(g), "n_treated": len(d_t), "n_control": len(d_c),
+            "estimate": effect, "std_error": se, "ci_lower": estimate.ci_lower, "ci_upper": estimate.ci_upper,
+            "p_value": p_value, "p_value_method": "randomisation inference",
+            "treated_change": float(d_t.mean()), "comparison_change": float(d_c.mean()),
+        })
+        used_rows += n_obs
+        used_schools.update(treated.index)
+        used_schools.update(control.index)
+
+    skipped_frame = pd.DataFrame(skipped, columns=["trust", "reason", "n_schools"])
+    for reason_row in skipped:
+        sample.exclude(
+            f"trust skipped: {reason_row['reason']}",
+            int(frame["school"].isin(trusts.index[trusts["trust"] == reason_row["trust"]]).sum()),
+            reason_row["n_schools"],
+            stage="design",
+            detail=f"trust {reason_row['trust']}",
+            changes_estimand=True,
+        )
+    if skipped:
+        warnings.append(
+            f"{len(skipped)} trust(s) could not be estimated and are left out: "
+            + "; ".join(f"{r['trust']} ({r['reason']})" for r in skipped[:5])
+            + (" …" if len(skipped) > 5 else "")
+            + ". See diagnostics 'skipped_trusts'."
+        )
+    if not estimates:
+        raise EstimationError(
+            f"No trust could be estimated ({len(skipped)} skipped; first: {skipped[0]['trust']}: "
+            f"{skipped[0]['reason']}). Widen pre_window/post_window or use comparison: not_yet_joined.",
+            user_error=True,
+        )
+    sample.n_rows_used = used_rows
+    sample.n_units_used = len(used_schools)
+    table = pd.DataFrame(rows).sort_values("estimate", kind="stable").reset_index(drop=True)
+    return TrustEffects(estimates=estimates, table=table, skipped=skipped_frame, sample=sample, warnings=warnings)
