@@ -29,9 +29,19 @@ class Design:
     """Moderators left out, with the reason (only when ``on_problem='skip'``)."""
 
 
+def as_numeric(series: pd.Series) -> pd.Series | None:
+    """The column as floats if every non-missing value is a number (also numbers read as text), else ``None``."""
+    if pd.api.types.is_bool_dtype(series):
+        return None
+    if pd.api.types.is_numeric_dtype(series):
+        return series.astype(float)
+    values = pd.to_numeric(series, errors="coerce")
+    return values.astype(float) if (values.notna() == series.notna()).all() and values.notna().any() else None
+
+
 def is_categorical(series: pd.Series) -> bool:
-    """Text, boolean or category columns are categorical; numbers are numeric."""
-    return not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+    """Text, boolean or category columns are categorical; numbers (also numbers stored as text) are numeric."""
+    return as_numeric(series) is None
 
 
 def build_design(
@@ -91,7 +101,7 @@ def build_design(
                 names += [f"{column}={lev}" for lev in levels]
                 chosen[column] = ref
         else:
-            x = values.to_numpy(dtype=float)
+            x = as_numeric(values).to_numpy()
             problem = None if np.ptp(x) > 0 else f"moderator '{column}' takes one value ({x[0]:g}) in every study"
             if problem is None:
                 blocks.append(x[:, None])
