@@ -47,6 +47,8 @@ class TrustEffectsOptions(AnalysisBase):
     """What to do with a trust that cannot be estimated: 'skip' (report it and go on) or 'fail'."""
     ci_level: float = Field(default=0.95, gt=0.5, lt=1.0)
     """Confidence level of the intervals."""
+    subgroup_gap: tuple[str, str] | None = None
+    """Analyse the gap between two pupil subgroups instead of the whole-school outcome, e.g. [disadvantaged, not_disadvantaged]."""
 
     @model_validator(mode="after")
     def _windows(self) -> TrustEffectsOptions:
@@ -66,13 +68,48 @@ class TrustEffectsOptions(AnalysisBase):
             problems.append((("method",), "trust_effects needs columns.trust (the trust or federation id of each school)"))
         if config.columns.join_year is None:
             problems.append((("method",), "trust_effects needs columns.join_year (the year each school joined)"))
+        if self.subgroup_gap is not None and config.data.subgroups is None:
+            problems.append((("subgroup_gap",), "subgroup_gap needs data.subgroups (the school x year x subgroup file)"))
+        if self.subgroup_gap is not None and self.subgroup_gap[0] == self.subgroup_gap[1]:
+            problems.append((("subgroup_gap",), "subgroup_gap needs two different subgroups"))
         return problems
+
+
+def subgroup_gap_frame(subgroups: pd.DataFrame, outcome: str, first: str, second: str) -> tuple[pd.DataFrame, int]:
+    """School x year frame whose outcome is the gap ``first − second`` between two subgroups' means.
+
+    Returns the frame (canonical columns plus ``outcome``) and the number of
+    school-years that have only one of the two subgroups (no gap; left out).
+    """
+    known = set(subgroups["subgroup"].dropna().astype(str))
+    absent = [g for g in (first, second) if g not in known]
+    if absent:
+        raise EstimationError(
+            f"subgroup_gap names {absent}, which are not in the subgroups file; subgroups are {sorted(known)}.",
+            user_error=True,
+        )
+    part = subgroups.loc[subgroups["subgroup"].isin([first, second])]
+    wide = part.pivot_table(index=["school", "year"], columns="subgroup", values=outcome, aggfunc="mean")
+    both = wide[[first, second]].notna().all(axis=1)
+    gap = (wide.loc[both, first] - wide.loc[both, second]).rename(outcome).reset_index()
+    schools = subgroups.groupby("school")[["join_year", "trust"]].first()
+    return gap.join(schools, on="school"), int((~both).sum())
 
 
 def run_trust_effects(context: AnalysisContext) -> AnalysisResult:
     spec: TrustEffectsOptions = context.spec  # type: ignore[assignment]
+    frame = context.panel.frame
+    gap_note, n_single = None, 0
+    if spec.subgroup_gap is not None:
+        if context.study.subgroups is None:
+            raise EstimationError("subgroup_gap needs data.subgroups; add the subgroups file to the config.",
+                                  user_error=True)
+        first, second = spec.subgroup_gap
+        frame, n_single = subgroup_gap_frame(context.study.subgroups.frame, context.outcome, first, second)
+        gap_note = (f"Outcome is the gap {first} minus {second} in mean {context.outcome}; "
+                    f"{n_single} school-years with only one of the two subgroups have no gap and are left out.")
     fitted = fit_trust_effects(
-        context.panel.frame,
+        frame,
         context.outcome,
         window=Window(pre=tuple(spec.pre_window), post=tuple(spec.post_window)),
         comparison=spec.comparison,
@@ -83,6 +120,14 @@ def run_trust_effects(context: AnalysisContext) -> AnalysisResult:
         rng=context.rng,
     )
     warnings = list(fitted.warnings)
+    estimates = fitted.estimates
+    if spec.subgroup_gap is not None:
+        first, second = spec.subgroup_gap
+        estimates = [e.with_context(estimand="effect on the gap " + e.estimand.replace("ATT of trust", f"{first} - {second}"),
+                                    subgroup=f"{first}-{second}") for e in estimates]
+        warnings.append(gap_note)
+        fitted.sample.exclude("school-year with only one of the two subgroups (no gap)", n_single, stage="analysis",
+                              unit="school-years")
     if context.study.trusts is not None:
         from evaltool.data.trusts import compare_ids, validate_trusts
 
@@ -108,7 +153,7 @@ def run_trust_effects(context: AnalysisContext) -> AnalysisResult:
         analysis=spec.name,
         method=spec.method,
         outcome=context.outcome,
-        estimates=[e.with_context(method=spec.method, outcome=context.outcome) for e in fitted.estimates],
+        estimates=[e.with_context(method=spec.method, outcome=context.outcome) for e in estimates],
         diagnostics=diagnostics,
         sample=fitted.sample,
         warnings=warnings,

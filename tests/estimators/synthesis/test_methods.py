@@ -223,3 +223,49 @@ def result_axes(result):
     from evaltool.estimators.registry import get_method
 
     return get_method("meta_analysis").figures(result.analyses[1])["forest"].axes[0].get_yticklabels()
+
+
+@pytest.fixture(scope="module")
+def gap_dir(tmp_path_factory, sim_tools):
+    folder = tmp_path_factory.mktemp("gap")
+    data = sim_tools.simulated(seed=4, n_schools=800)
+    write_simulation(data, folder / "data")
+    return folder, data
+
+
+GAP_COLUMNS = {**BASE["columns"], "subgroup": "subgroup", "subgroup_type": "subgroup_type", "pupil_count": "n_pupils"}
+
+
+def test_subgroup_gap_by_type(gap_dir):
+    # the simulator adds +1.5 points for disadvantaged pupils in every type: the gap effect is positive and
+    # does not depend on collaboration type
+    folder, data = gap_dir
+    gap = {**TRUST, "name": "gap", "subgroup_gap": ["disadvantaged", "not_disadvantaged"]}
+    meta = {"name": "gap_by_type", "method": "meta_analysis", "source": "gap", "moderators": ["collaboration_type"]}
+    path = _config(folder, [gap, meta], columns=GAP_COLUMNS,
+                   data={**BASE["data"], "subgroups": "data/subgroup_panel.csv"})
+    result = run_analyses(load_config(path))
+    trusts, synthesis = result.analyses
+    assert trusts.status == "ok", trusts.error
+    assert synthesis.status == "ok", synthesis.error
+    assert trusts.tidy()["subgroup"].eq("disadvantaged-not_disadvantaged").all()
+    assert any("gap disadvantaged minus not_disadvantaged" in w for w in trusts.warnings)
+    pooled = synthesis.estimate("pooled")
+    truth = data.truth["subgroup_gaps"]["disadvantaged_minus_not_disadvantaged"]
+    assert abs(pooled.estimate - truth) < 4 * pooled.std_error, (pooled.estimate, truth)
+    test = synthesis.diagnostics["meta_regression"]["moderator_tests"].set_index("moderator")
+    assert test.loc["collaboration_type", "p_value"] > 0.001
+
+
+def test_subgroup_gap_needs_subgroups_file(sim_dir):
+    folder, _ = sim_dir
+    with pytest.raises(ConfigError, match="subgroup_gap needs data.subgroups"):
+        load_config(_config(folder, [{**TRUST, "subgroup_gap": ["disadvantaged", "not_disadvantaged"]}]))
+
+
+def test_subgroup_gap_unknown_subgroup_is_named(gap_dir):
+    folder, _ = gap_dir
+    gap = {**TRUST, "name": "gap", "subgroup_gap": ["poor", "not_disadvantaged"]}
+    path = _config(folder, [gap], columns=GAP_COLUMNS, data={**BASE["data"], "subgroups": "data/subgroup_panel.csv"})
+    analysis = run_analyses(load_config(path)).analyses[0]
+    assert analysis.status == "failed" and "subgroup_gap names ['poor']" in analysis.error
