@@ -139,10 +139,29 @@ def _check_inputs(y: np.ndarray, v: np.ndarray, X: np.ndarray) -> None:
         )
 
 
-def _projection(W: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """``P = W − W X (XᵀWX)⁻¹ XᵀW`` for diagonal weights ``W`` given as a vector."""
-    WX = X * W[:, None]
-    return np.diag(W) - WX @ np.linalg.solve(X.T @ WX, WX.T)
+@dataclass(frozen=True)
+class _Projection:
+    """Quantities of ``P = W − W X (XᵀWX)⁻¹ XᵀW`` for diagonal weights, without forming the k×k matrix.
+
+    With ``A = (XᵀWX)⁻¹`` and ``B = A XᵀW²X``: ``Py = W(y − Xβ̂)``,
+    ``tr(P) = Σw − tr(B)`` and ``tr(PP) = Σw² − 2 tr(A XᵀW³X) + tr(B²)``; O(k·p²).
+    """
+
+    Py: np.ndarray
+    trace: float
+    trace_sq: float
+
+
+def _projection(w: np.ndarray, X: np.ndarray, y: np.ndarray) -> _Projection:
+    A = np.linalg.inv(X.T @ (X * w[:, None]))
+    beta = A @ (X.T @ (w * y))
+    B = A @ (X.T @ (X * (w**2)[:, None]))
+    C = A @ (X.T @ (X * (w**3)[:, None]))
+    return _Projection(
+        Py=w * (y - X @ beta),
+        trace=float(w.sum() - np.trace(B)),
+        trace_sq=float(np.sum(w**2) - 2 * np.trace(C) + np.sum(B * B.T)),
+    )
 
 
 def tau2_dersimonian_laird(y: np.ndarray, v: np.ndarray, X: np.ndarray) -> float:
@@ -153,9 +172,10 @@ def tau2_dersimonian_laird(y: np.ndarray, v: np.ndarray, X: np.ndarray) -> float
     ``τ² = max(0, (Q_E − (k − p)) / tr(P₀))`` with ``P₀`` the projection with
     weights ``1/v_i``.
     """
-    P0 = _projection(1.0 / v, X)
-    QE = float(y @ P0 @ y)
-    return max(0.0, (QE - (X.shape[0] - X.shape[1])) / float(np.trace(P0)))
+    w = 1.0 / v
+    P0 = _projection(w, X, y)
+    QE = float(P0.Py @ (P0.Py / w))
+    return max(0.0, (QE - (X.shape[0] - X.shape[1])) / P0.trace)
 
 
 def tau2_reml(y: np.ndarray, v: np.ndarray, X: np.ndarray, *, start: float, tol: float = 1e-10, max_iter: int = 200
@@ -174,10 +194,8 @@ def tau2_reml(y: np.ndarray, v: np.ndarray, X: np.ndarray, *, start: float, tol:
     """
     tau2 = max(0.0, start)
     for iteration in range(1, max_iter + 1):  # noqa: B007 (the count is returned)
-        P = _projection(1.0 / (v + tau2), X)
-        Py = P @ y
-        PP_trace = float(np.sum(P * P))  # P is symmetric: tr(PP) = sum of squared entries
-        step = (float(Py @ Py) - float(np.trace(P))) / PP_trace
+        P = _projection(1.0 / (v + tau2), X, y)
+        step = (float(P.Py @ P.Py) - P.trace) / P.trace_sq
         new = tau2 + step
         while new < 0 and tau2 > 0 and abs(step) > tol:
             step /= 2
@@ -192,8 +210,8 @@ def tau2_reml(y: np.ndarray, v: np.ndarray, X: np.ndarray, *, start: float, tol:
             f"REML estimation of the between-study variance did not converge in {max_iter} iterations; "
             "use tau2_method: DL.",
         )
-    P = _projection(1.0 / (v + tau2), X)
-    return tau2, float(np.sqrt(2.0 / np.sum(P * P))), iteration
+    P = _projection(1.0 / (v + tau2), X, y)
+    return tau2, float(np.sqrt(2.0 / P.trace_sq)), iteration
 
 
 def fit_meta(
@@ -263,9 +281,9 @@ def fit_meta(
         vcov = vcov * s2
         df = k - p
 
-    P0 = _projection(1.0 / v, X)
-    QE = float(y @ P0 @ y)
-    typical = (k - p) / float(np.trace(P0))
+    P0 = _projection(1.0 / v, X, y)
+    QE = float(P0.Py @ (P0.Py * v))  # yᵀP₀y = Σ wᵢ rᵢ² with P₀y = w·r
+    typical = (k - p) / P0.trace
     I2 = 100.0 * tau2 / (tau2 + typical)
     H2 = (tau2 + typical) / typical
 

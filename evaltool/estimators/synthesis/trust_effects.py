@@ -31,13 +31,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import sparse, stats
 
 from evaltool.errors import EstimationError
 from evaltool.estimators.did.twobytwo import assign_groups
 from evaltool.results import EffectEstimate, SampleReport
 
-#: Number of placebo assignments built per block (bounds memory: block × schools floats).
+#: Number of placebo assignments built per block (bounds memory).
 _BLOCK = 2000
 
 
@@ -90,6 +90,29 @@ class TrustEffects:
     warnings: list[str] = field(default_factory=list)
 
 
+def placebo_groups(n: int, k: int, b: int, rng: np.random.Generator) -> np.ndarray:
+    """``(b, k)`` indices: ``b`` independent uniformly random ``k``-subsets of ``range(n)``.
+
+    Notes
+    -----
+    When duplicates are rare (``k(k−1)/2 < n``) ordered ``k``-tuples are drawn
+    with replacement and rows with a repeated index are redrawn (rejection
+    sampling: uniform over distinct tuples, hence over subsets), costing
+    O(b·k).  Otherwise each row takes the ``k`` smallest of ``n`` uniform keys,
+    O(b·n).
+    """
+    if k * (k - 1) / 2 < n:
+        idx = rng.integers(0, n, size=(b, k))
+        while True:
+            ordered = np.sort(idx, axis=1)
+            repeated = (np.diff(ordered, axis=1) == 0).any(axis=1)
+            if not repeated.any():
+                return idx
+            idx[repeated] = rng.integers(0, n, size=(int(repeated.sum()), k))
+    keys = rng.random((b, n))
+    return np.argpartition(keys, k - 1, axis=1)[:, :k]
+
+
 def randomisation_pvalue(
     changes: np.ndarray, n_treated: int, observed: float, n_draws: int, rng: np.random.Generator
 ) -> tuple[float, np.ndarray]:
@@ -108,9 +131,10 @@ def randomisation_pvalue(
 
     Notes
     -----
-    Each block of placebo groups is a ``(b, N)`` 0/1 assignment matrix ``A``
-    (``n_treated`` ones per row, rows uniformly random subsets); the placebo
-    estimates are ``A d / n_T − (Σd − A d)/(N − n_T)``, one matrix product.
+    The placebo groups form a sparse ``(B, N)`` 0/1 assignment matrix ``A``
+    (``n_treated`` ones per row, rows uniformly random subsets, see
+    :func:`placebo_groups`); all placebo estimates come from one product,
+    ``A d / n_T − (Σd − A d)/(N − n_T)``.
     ``p = (1 + #{|placebo| ≥ |observed|}) / (B + 1)``.
     """
     d = np.asarray(changes, dtype=float)
@@ -119,15 +143,32 @@ def randomisation_pvalue(
     placebo = np.empty(n_draws)
     for start in range(0, n_draws, _BLOCK):
         b = min(_BLOCK, n_draws - start)
-        keys = rng.random((b, n))
-        chosen = np.argpartition(keys, n_treated - 1, axis=1)[:, :n_treated]
-        A = np.zeros((b, n))
-        A[np.arange(b)[:, None], chosen] = 1.0
+        chosen = placebo_groups(n, n_treated, b, rng)
+        A = sparse.csr_matrix((np.ones(chosen.size), chosen.ravel(), np.arange(0, chosen.size + 1, n_treated)),
+                              shape=(b, n))
         treated_sum = A @ d
         placebo[start : start + b] = treated_sum / n_treated - (total - treated_sum) / (n - n_treated)
     # tolerance so that ties with the observed value (e.g. the identity assignment) count as extreme
     extreme = np.abs(placebo) >= abs(observed) - 1e-12 * max(1.0, abs(observed))
     return float((1 + extreme.sum()) / (n_draws + 1)), placebo
+
+
+def _cohort_inputs(changes: pd.DataFrame, schools: pd.DataFrame, g: int, window: Window, comparison: str
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Cohort ``g``: every school's change and year counts (aligned with ``schools``), and the comparison schools.
+
+    Returns
+    -------
+    change, n_pre, n_post, comparison positions, comparison changes, comparison school-years used
+    """
+    aligned = changes.reindex(schools.index)
+    change = aligned["change"].to_numpy(dtype=float)
+    n_pre = aligned["n_pre"].fillna(0).to_numpy(dtype=int)
+    n_post = aligned["n_post"].fillna(0).to_numpy(dtype=int)
+    labels = assign_groups(schools["join_year"].astype(float), g + window.pre[1], g + window.post[0],
+                           g + window.post[1], comparison)
+    control_pos = np.flatnonzero((labels == "comparison").to_numpy() & ~np.isnan(change))
+    return change, n_pre, n_post, control_pos, change[control_pos], int(n_pre[control_pos].sum() + n_post[control_pos].sum())
 
 
 def fit_trust_effects(
@@ -167,87 +208,84 @@ def fit_trust_effects(
     """
     sample = SampleReport(n_rows_in=len(frame))
     schools = frame.groupby("school")[["join_year", "trust"]].first()
+    schools["rows"] = frame.groupby("school").size()
     member = schools["trust"].notna()
     skipped: list[dict] = []
     rows: list[dict] = []
     estimates: list[EffectEstimate] = []
     warnings: list[str] = []
     used_rows = 0
-    used_schools: set[str] = set()
+    used = np.zeros(len(schools), dtype=bool)  # schools (positions in `schools`) used by some estimate
 
-    def skip(trust: str, reason: str, n_schools: int) -> None:
+    def skip(trust: str, reason: str, positions: np.ndarray) -> None:
         if on_problem == "fail":
             raise EstimationError(
                 f"Trust '{trust}': {reason}. Change pre_window/post_window, or set on_problem: skip to report "
                 "such trusts and go on.",
                 user_error=True,
             )
-        skipped.append({"trust": trust, "reason": reason, "n_schools": n_schools})
+        skipped.append({"trust": trust, "reason": reason, "n_schools": len(positions),
+                        "n_rows": int(rows_of[positions].sum())})
 
     no_join = member & schools["join_year"].isna()
     if no_join.any():
-        for trust, count in schools.loc[no_join, "trust"].value_counts().sort_index().items():
-            sample.exclude("school has a trust but no join year", int(frame["school"].isin(schools.index[no_join & (schools["trust"] == trust)]).sum()),
-                           int(count), stage="design", detail=f"trust {trust}")
-    trusts = schools.loc[member & schools["join_year"].notna()]
-    if trusts.empty:
+        counts = schools.loc[no_join].groupby("trust")["rows"].agg(["size", "sum"])
+        for trust, (n_schools, n_rows) in counts.iterrows():
+            sample.exclude("school has a trust but no join year", int(n_rows), int(n_schools), stage="design",
+                           detail=f"trust {trust}")
+    eligible = (member & schools["join_year"].notna()).to_numpy()
+    if not eligible.any():
         raise EstimationError(
             "No school has both a trust id (columns.trust) and a join year (columns.join_year); per-trust effects "
             "need both.",
             user_error=True,
         )
-    cohort_of_trust = trusts.groupby("trust")["join_year"].min().astype(int)
-    changes_by_cohort: dict[int, pd.DataFrame] = {}
+    join = schools["join_year"].to_numpy(dtype=float)
+    rows_of = schools["rows"].to_numpy()
+    # positions of each trust's schools (one groupby, not a scan per trust)
+    members_of = schools.iloc[np.flatnonzero(eligible)].assign(position=np.flatnonzero(eligible)).groupby(
+        "trust", sort=True)["position"].agg(lambda s: s.to_numpy())
+    cohorts: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]] = {}
 
-    for trust, g in cohort_of_trust.sort_index().items():
-        members = trusts.index[trusts["trust"] == trust]
-        late = members[trusts.loc[members, "join_year"].to_numpy() != g]
+    for trust, positions in members_of.items():
+        g = int(join[positions].min())
+        late = positions[join[positions] != g]
         if len(late):
-            sample.exclude("joined its trust after the trust's first schools", int(frame["school"].isin(late).sum()),
-                           len(late), stage="design", detail=f"trust {trust} (first joining year {g})")
-            members = members.difference(late)
-        if g not in changes_by_cohort:
-            changes_by_cohort[g] = core(frame, outcome, g, window)
-        changes = changes_by_cohort[g]
-        member_changes = changes["change"].reindex(members)
-        has_pre = changes["n_pre"].reindex(members).fillna(0) > 0
-        has_post = changes["n_post"].reindex(members).fillna(0) > 0
-        if not has_pre.any():
-            skip(trust, f"none of its {len(members)} school(s) has outcome data before joining (event times "
-                        f"{window.pre[0]} to {window.pre[1]} around {g})", len(members))
+            sample.exclude("joined its trust after the trust's first schools", int(rows_of[late].sum()), len(late),
+                           stage="design", detail=f"trust {trust} (first joining year {g})")
+            positions = positions[join[positions] == g]
+        if g not in cohorts:
+            cohorts[g] = _cohort_inputs(core(frame, outcome, g, window), schools, g, window, comparison)
+        change, n_pre, n_post, control_pos, d_c, control_obs = cohorts[g]
+        if not (n_pre[positions] > 0).any():
+            skip(trust, f"none of its {len(positions)} school(s) has outcome data before joining (event times "
+                        f"{window.pre[0]} to {window.pre[1]} around {g})", positions)
             continue
-        if not has_post.any():
-            skip(trust, f"none of its {len(members)} school(s) has outcome data after joining (event times "
-                        f"{window.post[0]} to {window.post[1]} around {g})", len(members))
+        if not (n_post[positions] > 0).any():
+            skip(trust, f"none of its {len(positions)} school(s) has outcome data after joining (event times "
+                        f"{window.post[0]} to {window.post[1]} around {g})", positions)
             continue
-        incomplete = members[member_changes.isna().to_numpy()]
-        if len(incomplete):
-            sample.exclude("trust school without outcome in the pre or the post window",
-                           int(frame["school"].isin(incomplete).sum()), len(incomplete), stage="analysis",
-                           detail=f"trust {trust}")
-        treated = member_changes.dropna()
-        if len(treated) < min_schools:
-            skip(trust, f"only {len(treated)} school(s) with outcomes before and after joining; at least "
-                        f"{min_schools} needed (min_schools)", len(members))
+        complete = ~np.isnan(change[positions])
+        if not complete.all():
+            incomplete = positions[~complete]
+            sample.exclude("trust school without outcome in the pre or the post window", int(rows_of[incomplete].sum()),
+                           len(incomplete), stage="analysis", detail=f"trust {trust}")
+        treated_pos = positions[complete]
+        if len(treated_pos) < min_schools:
+            skip(trust, f"only {len(treated_pos)} school(s) with outcomes before and after joining; at least "
+                        f"{min_schools} needed (min_schools)", positions)
             continue
-
-        labels = assign_groups(schools["join_year"].astype(float), g + window.pre[1], g + window.post[0],
-                               g + window.post[1], comparison)
-        pool = labels.index[(labels == "comparison").to_numpy()]
-        control = changes["change"].reindex(pool).dropna()
-        if len(control) < 2:
-            skip(trust, f"fewer than 2 comparison schools ({comparison}) have outcomes in both windows", len(members))
+        if len(d_c) < 2:
+            skip(trust, f"fewer than 2 comparison schools ({comparison}) have outcomes in both windows", positions)
             continue
 
-        d_t = treated.to_numpy()
-        d_c = control.to_numpy()
+        d_t = change[treated_pos]
         effect = float(d_t.mean() - d_c.mean())
         p_value, _ = randomisation_pvalue(np.concatenate([d_t, d_c]), len(d_t), effect, n_permutations, rng)
         se = float(d_c.std(ddof=1) * np.sqrt(1 / len(d_t) + 1 / len(d_c)))
         df = len(d_c) - 1
-        crit = float(stats.t(df).ppf(0.5 + ci_level / 2))
-        n_obs = int(changes.loc[treated.index, ["n_pre", "n_post"]].to_numpy().sum()
-                    + changes.loc[control.index, ["n_pre", "n_post"]].to_numpy().sum())
+        crit = float(stats.t.ppf(0.5 + ci_level / 2, df))
+        n_obs = int(n_pre[treated_pos].sum() + n_post[treated_pos].sum()) + control_obs
         inference = (
             f"p: randomisation inference, {n_permutations} placebo trusts of {len(d_t)} schools; "
             f"CI: t({df}) with SE from comparison-school variance"
@@ -269,20 +307,20 @@ def fit_trust_effects(
         )
         estimates.append(estimate)
         rows.append({
-            "trust": str(trust), "join_year": int(g), "n_treated": len(d_t), "n_control": len(d_c),
+            "trust": str(trust), "join_year": g, "n_treated": len(d_t), "n_control": len(d_c),
             "estimate": effect, "std_error": se, "ci_lower": estimate.ci_lower, "ci_upper": estimate.ci_upper,
             "p_value": p_value, "p_value_method": "randomisation inference",
             "treated_change": float(d_t.mean()), "comparison_change": float(d_c.mean()),
         })
         used_rows += n_obs
-        used_schools.update(treated.index)
-        used_schools.update(control.index)
+        used[treated_pos] = True
+        used[control_pos] = True
 
-    skipped_frame = pd.DataFrame(skipped, columns=["trust", "reason", "n_schools"])
+    skipped_frame = pd.DataFrame(skipped, columns=["trust", "reason", "n_schools", "n_rows"])
     for reason_row in skipped:
         sample.exclude(
             f"trust skipped: {reason_row['reason']}",
-            int(frame["school"].isin(trusts.index[trusts["trust"] == reason_row["trust"]]).sum()),
+            reason_row["n_rows"],
             reason_row["n_schools"],
             stage="design",
             detail=f"trust {reason_row['trust']}",
@@ -302,6 +340,6 @@ def fit_trust_effects(
             user_error=True,
         )
     sample.n_rows_used = used_rows
-    sample.n_units_used = len(used_schools)
+    sample.n_units_used = int(used.sum())
     table = pd.DataFrame(rows).sort_values("estimate", kind="stable").reset_index(drop=True)
     return TrustEffects(estimates=estimates, table=table, skipped=skipped_frame, sample=sample, warnings=warnings)

@@ -12,6 +12,7 @@ from evaltool.estimators.did.twobytwo import fit_did_2x2
 from evaltool.estimators.synthesis.trust_effects import (
     Window,
     fit_trust_effects,
+    placebo_groups,
     randomisation_pvalue,
     two_by_two_changes,
 )
@@ -128,3 +129,14 @@ def test_randomisation_pvalues_uniform_under_no_effect(sim_tools):
     # within 3 Monte Carlo standard errors of 5%
     assert abs(size - 0.05) <= 3 * np.sqrt(0.05 * 0.95 / n), size
     assert stats.kstest(p, "uniform").pvalue > 0.001
+
+
+@pytest.mark.parametrize("n,k", [(50, 3), (6, 4)])  # rejection sampling path; sorted-keys path
+def test_placebo_groups_are_uniform_subsets(n, k):
+    idx = placebo_groups(n, k, 20000, np.random.default_rng(9))
+    assert idx.shape == (20000, k)
+    assert (np.diff(np.sort(idx, axis=1), axis=1) > 0).all()  # distinct within a row
+    counts = np.bincount(idx.ravel(), minlength=n)
+    expected = 20000 * k / n
+    # each school is in a placebo group with probability k/n (chi-square goodness of fit)
+    assert stats.chisquare(counts, np.full(n, expected)).pvalue > 0.001
