@@ -227,6 +227,13 @@ def fit_trust_effects(
         skipped.append({"trust": trust, "reason": reason, "n_schools": len(positions),
                         "n_rows": int(rows_of[positions].sum())})
 
+    moved = frame.groupby("school")["trust"].nunique()
+    moved = moved.index[moved.to_numpy() > 1]
+    if len(moved):
+        warnings.append(
+            f"{len(moved)} school(s) have more than one trust id over the years (e.g. '{moved[0]}'); each is "
+            "counted in the first trust recorded for it."
+        )
     no_join = member & schools["join_year"].isna()
     if no_join.any():
         counts = schools.loc[no_join].groupby("trust")["rows"].agg(["size", "sum"])

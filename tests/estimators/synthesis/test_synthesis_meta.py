@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from evaltool.errors import EstimationError
@@ -206,3 +208,25 @@ def test_collinear_moderators(bcg):
 def test_unknown_reference_level(bcg):
     with pytest.raises(EstimationError, match="Reference level 'cluster' of moderator 'alloc'"):
         build_design(bcg, ["alloc"], references={"alloc": "cluster"})
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    y=st.lists(st.floats(-5, 5), min_size=3, max_size=12),
+    seed=st.integers(0, 10_000),
+    scale=st.floats(0.1, 10),
+    shift=st.floats(-10, 10),
+)
+def test_equivariance(y, seed, scale, shift):
+    # rescaling effects and SEs by c scales the mean by c and tau² by c²; shifting effects shifts the mean
+    y = np.asarray(y)
+    se = np.random.default_rng(seed).uniform(0.1, 1.0, size=len(y))
+    for method in ("REML", "DL"):
+        base = fit_meta(y, se, tau2_method=method)
+        scaled = fit_meta(scale * y, scale * se, tau2_method=method)
+        shifted = fit_meta(y + shift, se, tau2_method=method)
+        assert scaled.coef[0] == pytest.approx(scale * base.coef[0], rel=1e-6, abs=1e-6)
+        assert scaled.tau2 == pytest.approx(scale**2 * base.tau2, rel=1e-5, abs=1e-7)
+        assert shifted.coef[0] == pytest.approx(base.coef[0] + shift, rel=1e-6, abs=1e-6)
+        assert shifted.tau2 == pytest.approx(base.tau2, rel=1e-5, abs=1e-7)
+        assert 0 <= base.I2 < 100 and base.tau2 >= 0

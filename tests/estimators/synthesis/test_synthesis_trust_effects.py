@@ -140,3 +140,34 @@ def test_placebo_groups_are_uniform_subsets(n, k):
     expected = 20000 * k / n
     # each school is in a placebo group with probability k/n (chi-square goodness of fit)
     assert stats.chisquare(counts, np.full(n, expected)).pvalue > 0.001
+
+
+def test_did_core_is_swappable(frame, rng):
+    # the boundary for the staggered group-time engine: a core returning each school's change
+    base = fit_trust_effects(frame, "attainment8", rng=np.random.default_rng(1), n_permutations=99).table
+    members = set(frame.loc[frame["trust"].notna(), "school"])
+
+    def shifted(panel, outcome, g, window):
+        out = two_by_two_changes(panel, outcome, g, window)
+        return out.assign(change=out["change"] + np.where(out.index.isin(members), 1.0, 0.0))
+
+    moved = fit_trust_effects(frame, "attainment8", rng=np.random.default_rng(1), n_permutations=99, core=shifted)
+    np.testing.assert_allclose(moved.table["estimate"], base["estimate"] + 1.0, rtol=1e-10)
+
+
+def test_trust_school_without_join_year_is_counted(frame, rng):
+    never = frame.loc[frame["join_year"].isna(), "school"].unique()[:3]
+    tagged = frame.assign(trust=frame["trust"].where(~frame["school"].isin(never), "TRX"))
+    result = fit_trust_effects(tagged, "attainment8", rng=rng, n_permutations=99)
+    exclusions = result.sample.to_frame().set_index("reason")
+    assert exclusions.loc["school has a trust but no join year", "n_units"] == 3
+    assert "TRX" not in set(result.table["trust"])
+
+
+def test_school_in_two_trusts_is_warned(frame, rng):
+    school = frame.loc[frame["trust"].notna(), "school"].iloc[0]
+    changed = frame.copy()
+    first_row = changed.index[changed["school"] == school][0]
+    changed.loc[first_row, "trust"] = "TR_OTHER"
+    result = fit_trust_effects(changed, "attainment8", rng=rng, n_permutations=99)
+    assert any("more than one trust id" in w and school in w for w in result.warnings)
