@@ -18,6 +18,7 @@ from pydantic import Field, model_validator
 from evaltool.config.models import AnalysisBase, SourceFile
 from evaltool.errors import DataError, EstimationError
 from evaltool.estimators.registry import Method, register
+from evaltool.estimators.synthesis.answers import review_answers
 from evaltool.estimators.synthesis.meta import MIN_STUDIES, MetaFit, fit_meta
 from evaltool.estimators.synthesis.metareg import build_design, fit_metareg, is_categorical
 from evaltool.estimators.synthesis.trust_effects import Window, fit_trust_effects
@@ -223,7 +224,8 @@ class MetaAnalysisOptions(AnalysisBase):
         return problems
 
 
-def _studies_from_source(context: AnalysisContext, spec: MetaAnalysisOptions) -> tuple[pd.DataFrame, str, list[str]]:
+def _studies_from_source(context: AnalysisContext, spec: MetaAnalysisOptions
+                         ) -> tuple[pd.DataFrame, str, list[str], tuple[str, str] | None]:
     """Per-trust estimates of the source analysis, joined with trust attributes."""
     from evaltool.pipeline import AnalysisContext, analysis_rng
 
@@ -244,7 +246,7 @@ def _studies_from_source(context: AnalysisContext, spec: MetaAnalysisOptions) ->
         attributes = validate_trusts(context.study.trusts, id_column=_trust_id_column(context))
         notes += attributes.notes
         studies = studies.join(attributes.frame, on="study")
-    return studies, outcome, notes
+    return studies, outcome, notes, getattr(source, "subgroup_gap", None)
 
 
 def _studies_from_file(context: AnalysisContext, spec: MetaAnalysisOptions, sample: SampleReport) -> pd.DataFrame:
@@ -298,10 +300,10 @@ def run_meta_analysis(context: AnalysisContext) -> AnalysisResult:
     spec: MetaAnalysisOptions = context.spec  # type: ignore[assignment]
     sample = SampleReport()
     if spec.source is not None:
-        studies, outcome, notes = _studies_from_source(context, spec)
+        studies, outcome, notes, gap = _studies_from_source(context, spec)
     else:
         studies = _studies_from_file(context, spec, sample)
-        outcome, notes = spec.outcome or "effect size", []
+        outcome, notes, gap = spec.outcome or "effect size", [], None
     sample.n_rows_in = len(studies) + sum(e.n_rows for e in sample.exclusions)
     warnings: list[str] = []
     if len(studies) < MIN_STUDIES:
@@ -330,6 +332,7 @@ def run_meta_analysis(context: AnalysisContext) -> AnalysisResult:
     }
     if spec.moderators:
         estimates += _moderator_analysis(studies, spec, diagnostics, warnings, sample)
+    diagnostics["review_questions"] = review_answers(diagnostics, outcome, gap=gap)
     sample.n_rows_used = fit.k
     sample.n_units_used = fit.k
     return AnalysisResult(analysis=spec.name, method=spec.method, outcome=outcome,

@@ -269,3 +269,16 @@ def test_subgroup_gap_unknown_subgroup_is_named(gap_dir):
     path = _config(folder, [gap], columns=GAP_COLUMNS, data={**BASE["data"], "subgroups": "data/subgroup_panel.csv"})
     analysis = run_analyses(load_config(path)).analyses[0]
     assert analysis.status == "failed" and "subgroup_gap names ['poor']" in analysis.error
+
+
+def test_review_question_answers(sim_dir):
+    folder, _ = sim_dir
+    meta = {"name": "synthesis", "method": "meta_analysis", "source": "trusts",
+            "moderators": ["collaboration_type", "depth_organisation", "n_schools"]}
+    analysis = run_analyses(load_config(_config(folder, [TRUST, meta]))).analyses[1]
+    answers = analysis.diagnostics["review_questions"]
+    assert set(answers) == {"overall", "types", "characteristics"}
+    pooled = analysis.estimate("pooled")
+    assert f"by {pooled.estimate:.2f} points on average" in answers["overall"]
+    assert "By collaboration type, effects differ" in answers["types"]
+    assert "depth organisation:" in answers["characteristics"] and "n schools:" in answers["characteristics"]
