@@ -233,7 +233,11 @@ def _studies_from_source(context: AnalysisContext, spec: MetaAnalysisOptions
     outcome = context.config.analysis_outcomes(source)
     source_context = AnalysisContext(study=context.study, spec=source, outcome=outcome,
                                      rng=analysis_rng(context.config.seed, source.name), config=context.config)
-    result = run_trust_effects(source_context)
+    try:
+        result = run_trust_effects(source_context)
+    except EstimationError as exc:
+        raise EstimationError(f"The source analysis '{source.name}' could not run, so there is nothing to pool: {exc}",
+                              user_error=exc.user_error) from None
     studies = pd.DataFrame({
         "study": [e.term for e in result.estimates],
         "estimate": [e.estimate for e in result.estimates],
@@ -262,6 +266,12 @@ def _studies_from_file(context: AnalysisContext, spec: MetaAnalysisOptions, samp
     studies = raw.rename(columns={spec.study_column: "study", spec.estimate_column: "estimate",
                                   spec.std_error_column: "std_error"})
     studies["study"] = studies["study"].astype(str)
+    repeated = studies["study"][studies["study"].duplicated()].unique()
+    if len(repeated):
+        raise DataError(
+            f"{key}: study ids in column '{spec.study_column}' must be unique (one independent estimate per study); "
+            f"{len(repeated)} repeat, e.g. {repeated[0]!r}. Combine a study's estimates into one first."
+        )
     for column in ("estimate", "std_error"):
         values = pd.to_numeric(studies[column], errors="coerce")
         bad = values.isna() & studies[column].notna()

@@ -282,3 +282,25 @@ def test_review_question_answers(sim_dir):
     assert f"by {pooled.estimate:.2f} points on average" in answers["overall"]
     assert "By collaboration type, effects differ" in answers["types"]
     assert "depth organisation:" in answers["characteristics"] and "n schools:" in answers["characteristics"]
+
+
+def test_duplicate_study_ids_in_file(sim_dir, tmp_path):
+    folder, _ = sim_dir
+    effects = _bcg_effects(tmp_path)
+    table = pd.read_csv(effects)
+    table.loc[1, "trial"] = table.loc[0, "trial"]
+    table.to_csv(effects, index=False)
+    meta = {"name": "bcg", "method": "meta_analysis", "effects_file": str(effects), "study_column": "trial",
+            "estimate_column": "logrr", "std_error_column": "se"}
+    analysis = run_analyses(load_config(_config(folder, [meta]))).analyses[0]
+    assert analysis.status == "failed" and "study ids in column 'trial' must be unique" in analysis.error
+
+
+def test_failed_source_is_named(sim_dir):
+    folder, _ = sim_dir
+    broken = {**TRUST, "pre_window": [-20, -15]}
+    meta = {"name": "synthesis", "method": "meta_analysis", "source": "trusts"}
+    analyses = run_analyses(load_config(_config(folder, [broken, meta]))).analyses
+    assert analyses[1].status == "failed"
+    assert "The source analysis 'trusts' could not run" in analyses[1].error
+    assert analyses[1].diagnostics["exit_code"] == 2
