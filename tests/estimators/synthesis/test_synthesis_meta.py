@@ -146,6 +146,11 @@ def test_categorical_moderator_dummies(bcg):
     X = np.column_stack([np.ones(13), bcg.alloc == "alternate", bcg.alloc == "systematic", bcg.ablat]).astype(float)
     direct = fit_meta(bcg.yi, np.sqrt(bcg.vi), X, knapp_hartung=True)
     np.testing.assert_allclose(fit.coef, direct.coef)
+    # pymare 0.0.13 VarianceBasedLikelihoodEstimator(method="REML") on the same design (KH-scaled SEs)
+    ref = PYMARE["reml_alloc_ablat_knha"]
+    assert fit.tau2 == pytest.approx(ref["tau2"], rel=1e-5)
+    np.testing.assert_allclose(fit.coef, ref["coef"], rtol=1e-5)
+    np.testing.assert_allclose(fit.se, ref["se"], rtol=1e-5)
 
 
 def test_invariant_to_study_order(bcg):
