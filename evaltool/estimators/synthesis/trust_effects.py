@@ -171,6 +171,21 @@ def _cohort_inputs(changes: pd.DataFrame, schools: pd.DataFrame, g: int, window:
     return change, n_pre, n_post, control_pos, change[control_pos], int(n_pre[control_pos].sum() + n_post[control_pos].sum())
 
 
+def _rows_used(frame: pd.DataFrame, outcome: str, schools: pd.Index, used_by_cohort: dict[int, np.ndarray],
+               window: Window) -> int:
+    """Distinct school-year rows that entered some trust's estimate (comparison rows count once)."""
+    position = schools.get_indexer(frame["school"])
+    year = frame["year"].to_numpy()
+    has_outcome = frame[outcome].notna().to_numpy()
+    used = np.zeros(len(frame), dtype=bool)
+    for g, schools_used in used_by_cohort.items():
+        event = year - g
+        in_window = ((event >= window.pre[0]) & (event <= window.pre[1])) | (
+            (event >= window.post[0]) & (event <= window.post[1]))
+        used |= in_window & has_outcome & schools_used[position]
+    return int(used.sum())
+
+
 def fit_trust_effects(
     frame: pd.DataFrame,
     outcome: str,
@@ -214,8 +229,7 @@ def fit_trust_effects(
     rows: list[dict] = []
     estimates: list[EffectEstimate] = []
     warnings: list[str] = []
-    used_rows = 0
-    used = np.zeros(len(schools), dtype=bool)  # schools (positions in `schools`) used by some estimate
+    used_by_cohort: dict[int, np.ndarray] = {}  # schools used, per joining year
 
     def skip(trust: str, reason: str, positions: np.ndarray) -> None:
         if on_problem == "fail":
@@ -319,9 +333,9 @@ def fit_trust_effects(
             "p_value": p_value, "p_value_method": "randomisation inference",
             "treated_change": float(d_t.mean()), "comparison_change": float(d_c.mean()),
         })
-        used_rows += n_obs
-        used[treated_pos] = True
-        used[control_pos] = True
+        cohort_used = used_by_cohort.setdefault(g, np.zeros(len(schools), dtype=bool))
+        cohort_used[treated_pos] = True
+        cohort_used[control_pos] = True
 
     skipped_frame = pd.DataFrame(skipped, columns=["trust", "reason", "n_schools", "n_rows"])
     for reason_row in skipped:
@@ -346,7 +360,7 @@ def fit_trust_effects(
             f"{skipped[0]['reason']}). Widen pre_window/post_window or use comparison: not_yet_joined.",
             user_error=True,
         )
-    sample.n_rows_used = used_rows
-    sample.n_units_used = int(used.sum())
+    sample.n_rows_used = _rows_used(frame, outcome, schools.index, used_by_cohort, window)
+    sample.n_units_used = int(np.logical_or.reduce(list(used_by_cohort.values())).sum())
     table = pd.DataFrame(rows).sort_values("estimate", kind="stable").reset_index(drop=True)
     return TrustEffects(estimates=estimates, table=table, skipped=skipped_frame, sample=sample, warnings=warnings)

@@ -171,3 +171,12 @@ def test_school_in_two_trusts_is_warned(frame, rng):
     changed.loc[first_row, "trust"] = "TR_OTHER"
     result = fit_trust_effects(changed, "attainment8", rng=rng, n_permutations=99)
     assert any("more than one trust id" in w and school in w for w in result.warnings)
+
+
+def test_sample_counts_are_consistent(frame, rng):
+    result = fit_trust_effects(frame, "attainment8", rng=rng, n_permutations=99)
+    sample = result.sample
+    assert 0 < sample.n_rows_used <= sample.n_rows_in == len(frame)
+    assert sample.n_units_used <= frame["school"].nunique()
+    # every estimated trust school and every comparison school is among the schools used
+    assert sample.n_units_used >= result.table["n_control"].max() + result.table["n_treated"].sum()
