@@ -167,7 +167,9 @@ def _cohort_inputs(changes: pd.DataFrame, schools: pd.DataFrame, g: int, window:
     n_post = aligned["n_post"].fillna(0).to_numpy(dtype=int)
     labels = assign_groups(schools["join_year"].astype(float), g + window.pre[1], g + window.post[0],
                            g + window.post[1], comparison)
-    control_pos = np.flatnonzero((labels == "comparison").to_numpy() & ~np.isnan(change))
+    # a school with a trust id but no join year is ambiguous, so it is no comparison school either
+    unclear = (schools["trust"].notna() & schools["join_year"].isna()).to_numpy()
+    control_pos = np.flatnonzero((labels == "comparison").to_numpy() & ~np.isnan(change) & ~unclear)
     return change, n_pre, n_post, control_pos, change[control_pos], int(n_pre[control_pos].sum() + n_post[control_pos].sum())
 
 
@@ -252,8 +254,8 @@ def fit_trust_effects(
     if no_join.any():
         counts = schools.loc[no_join].groupby("trust")["rows"].agg(["size", "sum"])
         for trust, (n_schools, n_rows) in counts.iterrows():
-            sample.exclude("school has a trust but no join year", int(n_rows), int(n_schools), stage="design",
-                           detail=f"trust {trust}")
+            sample.exclude("school has a trust but no join year (neither a trust school nor a comparison)",
+                           int(n_rows), int(n_schools), stage="design", detail=f"trust {trust}")
     eligible = (member & schools["join_year"].notna()).to_numpy()
     if not eligible.any():
         raise EstimationError(

@@ -158,10 +158,14 @@ def test_did_core_is_swappable(frame, rng):
 def test_trust_school_without_join_year_is_counted(frame, rng):
     never = frame.loc[frame["join_year"].isna(), "school"].unique()[:3]
     tagged = frame.assign(trust=frame["trust"].where(~frame["school"].isin(never), "TRX"))
+    base = fit_trust_effects(frame, "attainment8", rng=rng, n_permutations=99)
     result = fit_trust_effects(tagged, "attainment8", rng=rng, n_permutations=99)
     exclusions = result.sample.to_frame().set_index("reason")
-    assert exclusions.loc["school has a trust but no join year", "n_units"] == 3
+    assert exclusions.loc["school has a trust but no join year (neither a trust school nor a comparison)",
+                          "n_units"] == 3
     assert "TRX" not in set(result.table["trust"])
+    drop = base.table.set_index("trust")["n_control"] - result.table.set_index("trust")["n_control"]
+    assert drop.between(1, 3).all()
 
 
 def test_school_in_two_trusts_is_warned(frame, rng):
