@@ -184,3 +184,14 @@ def test_sample_counts_are_consistent(frame, rng):
     assert sample.n_units_used <= frame["school"].nunique()
     # every estimated trust school and every comparison school is among the schools used
     assert sample.n_units_used >= result.table["n_control"].max() + result.table["n_treated"].sum()
+
+
+def test_not_yet_joined_adds_later_joiners_as_comparisons(frame, rng):
+    never = fit_trust_effects(frame, "attainment8", rng=rng, n_permutations=99).table.set_index("trust")
+    later = fit_trust_effects(frame, "attainment8", rng=rng, n_permutations=99,
+                              comparison="not_yet_joined").table.set_index("trust")
+    gain = later["n_control"] - never["n_control"]
+    assert (gain >= 0).all() and (gain > 0).any()
+    # the last cohort has no later joiners: same comparisons, same estimate
+    last = never["join_year"] == never["join_year"].max()
+    np.testing.assert_allclose(later.loc[last, "estimate"], never.loc[last, "estimate"])
