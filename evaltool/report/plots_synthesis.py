@@ -58,7 +58,7 @@ def forest_figure(
         ax.add_patch(Polygon([[low, y], [est, y + 0.3], [high, y], [est, y - 0.3]], closed=True,
                              facecolor="#666666", edgecolor="#000000", label="Pooled mean (confidence interval)"))
         ax.hlines(y, pooled["prediction_lower"], pooled["prediction_upper"], color="#000000", linestyle=":",
-                  linewidth=1.5, label="Prediction interval (where a new trust's effect may lie)")
+                  linewidth=1.5, label="Prediction interval (likely effect of a new trust)")
         ticks.append(y)
         labels.append("Random-effects mean")
     ax.axvline(0.0, color="#888888", linestyle="--", linewidth=1, label="No effect")
@@ -72,7 +72,7 @@ def forest_figure(
         )
     ax.set_xlabel(xlabel)
     ax.set_title(title)
-    ax.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.9 / (0.28 * (k + extra) + 1.2)),
-              ncol=2)
-    fig.tight_layout()
+    height = fig.get_figheight()
+    fig.legend(*ax.get_legend_handles_labels(), frameon=False, fontsize=8, loc="lower center", ncol=2)
+    fig.tight_layout(rect=(0, 0.75 / height, 1, 1))
     return fig

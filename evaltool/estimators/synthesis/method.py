@@ -428,9 +428,18 @@ def meta_figures(result: AnalysisResult) -> dict:
     from evaltool.report.plots_synthesis import forest_figure
 
     studies = _frame(result.diagnostics["studies"])
-    return {"forest": forest_figure(studies, result.outcome, pooled=result.diagnostics["pooled"],
-                                    heterogeneity=result.diagnostics["heterogeneity"],
-                                    title="Random-effects synthesis")}
+    figures = {"forest": forest_figure(studies, result.outcome, pooled=result.diagnostics["pooled"],
+                                       heterogeneity=result.diagnostics["heterogeneity"],
+                                       title="Random-effects synthesis")}
+    for moderator, levels in result.diagnostics.get("by_level", {}).items():
+        levels = _frame(levels)
+        pooled_levels = levels[levels["status"] == "pooled"] if "status" in levels else levels.iloc[0:0]
+        if len(pooled_levels):
+            labelled = pooled_levels.assign(study=lambda d: d["level"] + " (" + d["k"].astype(str) + " studies)")
+            figures[f"by_{moderator}"] = forest_figure(
+                labelled, result.outcome, pooled=result.diagnostics["pooled"],
+                title=f"Pooled effect by {moderator.replace('_', ' ')}")
+    return figures
 
 
 def _frame(value) -> pd.DataFrame:

@@ -201,8 +201,9 @@ def test_figures_are_greyscale(sim_dir):
     from evaltool.estimators.registry import get_method
 
     folder, _ = sim_dir
-    meta = {"name": "synthesis", "method": "meta_analysis", "source": "trusts"}
+    meta = {"name": "synthesis", "method": "meta_analysis", "source": "trusts", "moderators": ["collaboration_type"]}
     result = run_analyses(load_config(_config(folder, [TRUST, meta])))
+    assert "by_collaboration_type" in get_method("meta_analysis").figures(result.analyses[1])
     for analysis in result.analyses:
         figures = get_method(analysis.method).figures(analysis)
         fig = figures["forest"]
