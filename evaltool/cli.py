@@ -110,6 +110,23 @@ def validate(config: Path, as_json: bool) -> None:
 
 
 @main.command()
+@click.argument("output_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--threshold",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Suppress counts below this (default: the run's output.suppression_threshold, else 10).",
+)
+@_guard
+def report(output_dir: Path, threshold: int | None) -> None:
+    """Rebuild report.html and report.md in OUTPUT_DIR from its saved results (no re-estimation)."""
+    from evaltool.report.build import write_report
+
+    written = write_report(output_dir, threshold=threshold)
+    click.echo(f"Report written to {output_dir / 'report.html'} and {output_dir / 'report.md'} ({len(written)} files).")
+
+
+@main.command()
 @click.option("--indent", default=2, show_default=True, help="JSON indentation.")
 @_guard
 def schema(indent: int) -> None:
