@@ -285,15 +285,23 @@ def verdict(e: dict | None, outcome_label: str, unit: str) -> tuple[str, str]:
 
 def subgroup_rows(analysis: dict) -> list[dict]:
     """Subgroup effects, from estimates with a subgroup or ``diagnostics.subgroups``."""
-    rows = []
-    for e in analysis.get("estimates") or []:
-        if e.get("subgroup", "all") != "all":
-            rows.append({**e, "label": subgroup_words(e["subgroup"])})
+    rows = [e for e in analysis.get("estimates") or [] if e.get("subgroup", "all") != "all"]
     if not rows:
-        for row in table_rows((analysis.get("diagnostics") or {}).get("subgroups")):
-            if "subgroup" in row:
-                rows.append({**row, "label": subgroup_words(row["subgroup"])})
-    return rows
+        rows = [r for r in table_rows((analysis.get("diagnostics") or {}).get("subgroups")) if "subgroup" in r]
+    return [{**r, "label": subgroup_words(r["subgroup"]), "n_label": _group_size(r)} for r in rows]
+
+
+def _group_size(row: dict) -> str:
+    """``n = 1,234`` (pupils or schools in the group), ``n = c`` when suppressed, ``""`` if unknown."""
+    for key in ("n_obs", "n_pupils", "n"):
+        if key in row and row[key] is not None:
+            return f"n = {fmt_count(row[key])}"
+    parts = [row.get("n_treated"), row.get("n_control")]
+    if SUPPRESSED in parts:
+        return f"n = {SUPPRESSED}"
+    if all(is_number(p) for p in parts):
+        return f"n = {fmt_count(sum(parts))}"  # type: ignore[arg-type]
+    return ""
 
 
 def subgroup_line(rows: list[dict], unit: str) -> str:
@@ -458,8 +466,9 @@ def analysis_view(safe: dict, raw: dict, figures: list[dict], descriptions: dict
     drawn = {}
     sub_figure = None
     if subgroups:
+        labelled = [{**r, "label": f"{r['label']} ({r['n_label']})" if r["n_label"] else r["label"]} for r in subgroups]
         fig = forest_figure(
-            subgroups, xlabel=f"Estimated effect on {outcome_label} ({unit})", title="Effect by pupil group"
+            labelled, xlabel=f"Estimated effect on {outcome_label} ({unit})", title="Effect by pupil group"
         )
         if fig is not None:
             drawn[f"{name}_subgroups"] = fig
@@ -508,7 +517,7 @@ def analysis_view(safe: dict, raw: dict, figures: list[dict], descriptions: dict
                 "months": format_months(MonthsOfProgress.from_effect_size(r["effect_size"]).months)
                 if is_number(r.get("effect_size"))
                 else "–",
-                "n_treated": fmt_count(r.get("n_treated", r.get("n_pupils"))),
+                "n": r["n_label"].removeprefix("n = ") or "–",
                 "withheld": r.get("estimate") == SUPPRESSED,
             }
             for r in subgroups
