@@ -53,10 +53,10 @@ class Browser:
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
 
-        # The shell places the protocol pipes on fds 3 and 4 and then becomes Chromium.
+        # bash places the protocol pipes on fds 3 and 4 and then becomes Chromium.
         self.process = subprocess.Popen(
             [
-                "/bin/sh",
+                shutil.which("bash") or "/bin/bash",  # dash accepts only one-digit fds in redirections
                 "-c",
                 f'exec "$0" "$@" 3<&{to_browser_r} 4>&{from_browser_w}',
                 executable,
@@ -68,7 +68,7 @@ class Browser:
             pass_fds=(to_browser_r, from_browser_w),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=open(os.environ.get("CDP_LOG", os.devnull), "wb"),
         )
         os.close(to_browser_r)
         os.close(from_browser_w)
