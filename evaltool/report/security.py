@@ -220,5 +220,5 @@ def rate(analysis: dict, estimate: dict | None) -> SecurityRating:
     unmeasured = [c.name.lower() for c in criteria if c.effect.startswith(("not used", "no deduction (not"))]
     note = ""
     if unmeasured:
-        note = "Not measured: " + ", ".join(unmeasured) + "; the rating may be lower than shown."
+        note = "Not measured in this run: " + ", ".join(unmeasured) + ", so the rating may be lower than shown."
     return SecurityRating(padlocks, criteria, note)

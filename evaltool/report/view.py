@@ -244,7 +244,7 @@ def estimate_row(e: dict, unit: str) -> dict:
         "p_value": fmt_p(e.get("p_value")),
         "effect_size": fmt_num(e.get("effect_size"), signed=True),
         "effect_size_ci": fmt_ci(e.get("effect_size_ci_lower"), e.get("effect_size_ci_upper")),
-        "months": months.describe() if months else ("withheld" if withheld else "not available"),
+        "months": months.describe() if months else (SUPPRESSED if withheld else "–"),
         "n_treated": fmt_count(e.get("n_treated")),
         "n_control": fmt_count(e.get("n_control")),
         "n_obs": fmt_count(e.get("n_obs")),
@@ -429,9 +429,14 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
+#: Words for each number of padlocks (ours, in the spirit of the EEF's "very limited" … "very high").
+SECURITY_WORDS = ("Very limited security", "Very limited security", "Limited security", "Moderate security", "High security", "Very high security")
+
+
 def security_view(rating: SecurityRating) -> dict:
     return {
         "padlocks": rating.padlocks,
+        "words": "Not rated" if rating.padlocks is None else SECURITY_WORDS[rating.padlocks],
         "text": "not rated" if rating.padlocks is None else f"{rating.padlocks} of 5",
         "criteria": [
             {"name": c.name, "value": c.value, "effect": c.effect} for c in rating.criteria

@@ -27,6 +27,7 @@ def loaded(sample_run, tmp_path_factory):
             "title": browser.evaluate("document.title"),
             "answer_top": browser.evaluate("document.getElementById('answer').getBoundingClientRect().top"),
             "answer_bottom": browser.evaluate("document.getElementById('answer').getBoundingClientRect().bottom"),
+            "failures_top": browser.evaluate("document.getElementById('failures').getBoundingClientRect().top"),
             "broken_images": browser.evaluate(
                 "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).length"
             ),
@@ -59,5 +60,7 @@ def test_images_render_and_answer_is_on_the_first_screen(loaded):
     assert facts["images"] >= 1 and facts["broken_images"] == 0
     # The answer box (did joining help, for whom, how sure) is fully inside the first 900-pixel screen.
     assert 0 <= facts["answer_top"] < facts["answer_bottom"] <= 900
+    # ... and the failed analysis is flagged on that screen too.
+    assert facts["answer_bottom"] < facts["failures_top"] < 900
     assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     print(f"screenshot: {shot}")

@@ -51,7 +51,8 @@ def test_failures_are_shown_prominently(sample_report):
     assert html.index('class="failures"') < html.index('id="analysis-did_2x2"')
     assert "No treated schools with outcome data in both periods" in html
     assert "**1 of 2 analyses failed**" in markdown
-    assert "did_empty" in markdown.split("## The answer in brief")[0]
+    assert "did_empty" in markdown.split("## did_2x2:")[0]
+    assert html.index('id="answer"') < html.index('class="failures"')
     assert "This analysis failed and produced no estimate" in markdown
 
 
