@@ -72,6 +72,17 @@ def sample_run(simulated) -> Path:
     return out
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def sample_data_run(tmp_path_factory) -> Path:
+    """Output folder of ``evaltool run configs/federation_impact.yaml`` on the committed sample data."""
+    config = load_config(REPO / "configs" / "federation_impact.yaml")
+    _, out = execute(config, tmp_path_factory.mktemp("sample") / "federation_impact")
+    return out
+
+
 def write_results_folder(folder: Path, analyses: list[AnalysisResult], data: dict | None = None) -> Path:
     """A results folder as ``evaltool run`` writes it, for hand-made analysis results."""
     folder.mkdir(parents=True, exist_ok=True)
