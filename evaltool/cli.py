@@ -83,7 +83,7 @@ def run(config: Path, out: Path | None, overwrite: bool | None) -> None:
     result, folder = execute(cfg, out, overwrite=overwrite)
     for analysis in result.analyses:
         click.echo(analysis.summary())
-    click.echo(f"\nResults written to {folder}")
+    click.echo(f"\nResults written to {folder}; report: {folder / 'report.html'}")
     if result.failed:
         click.echo(f"{len(result.failed)} of {len(result.analyses)} analyses failed; see above and results.json.", err=True)
         sys.exit(result.exit_code)

@@ -56,6 +56,7 @@ KNOWN_DIAGNOSTICS = (
     "convergence",
     "overlap",
     "headline_term",
+    "count_unit",
     "design_type",
     "mdes",
 )
@@ -181,7 +182,9 @@ def outcome_words(name: str) -> tuple[str, str]:
 
 def subgroup_words(name: Any) -> str:
     text = str(name)
-    return SUBGROUP_LABELS.get(text, text.replace("_", " ").capitalize())
+    base, _, rest = text.partition(" (")
+    words = SUBGROUP_LABELS.get(base, base.replace("_", " ").capitalize())
+    return f"{words} ({rest}" if rest else words
 
 
 def method_words(method: str) -> str:
@@ -286,6 +289,11 @@ def verdict(e: dict | None, outcome_label: str, unit: str) -> tuple[str, str]:
 def subgroup_rows(analysis: dict) -> list[dict]:
     """Subgroup effects, from estimates with a subgroup or ``diagnostics.subgroups``."""
     rows = [e for e in analysis.get("estimates") or [] if e.get("subgroup", "all") != "all"]
+    head = headline_estimate(analysis)
+    same_term = [e for e in rows if head is not None and e.get("term") == head.get("term")]
+    rows = same_term or rows  # the headline's term, broken down by subgroup, when the method gives it
+    if len({e.get("term") for e in rows}) > 1:
+        rows = [{**e, "subgroup": f"{e['subgroup']} ({e.get('term')})"} for e in rows]
     if not rows:
         rows = [r for r in table_rows((analysis.get("diagnostics") or {}).get("subgroups")) if "subgroup" in r]
     return [{**r, "label": subgroup_words(r["subgroup"]), "n_label": _group_size(r)} for r in rows]
@@ -495,6 +503,7 @@ def analysis_view(safe: dict, raw: dict, figures: list[dict], descriptions: dict
         "sentence": sentence,
         "headline": head_row,
         "estimates": [estimate_row(e, unit) for e in safe.get("estimates") or []],
+        "count_unit": str(diagnostics.get("count_unit") or "schools"),
         "security": security_view(rating),
         "plain_english": plain_english(method, safe, head, sentence, rating),
         "sample": {

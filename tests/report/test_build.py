@@ -61,7 +61,7 @@ def test_sample_and_exclusions_are_reported(sample_run, sample_report):
     payload = json.loads((sample_run / "results.json").read_text())
     for exclusion in payload["analyses"][0]["sample"]["exclusions"]:
         assert exclusion["reason"] in markdown
-    assert "Schools that joined: **" in markdown
+    assert "Schools in the joining group: **" in markdown
 
 
 def test_html_is_self_contained(sample_report):
@@ -208,3 +208,24 @@ def test_figures_go_to_the_longest_matching_analysis_name(tmp_path):
     did, did_2x2 = markdown.split("## did_2x2:")[0].split("## did:")[1], markdown.split("## did_2x2:")[1]
     assert "figures/did_effects.png" in did and "did_2x2_trends" not in did
     assert "figures/did_2x2_trends.png" in did_2x2 and "did_effects" not in did_2x2
+
+
+def test_long_estimate_lists_and_subgroups_of_several_terms(tmp_path):
+    estimates = [
+        EffectEstimate.from_normal(term=f"event_time={k}", estimand="dynamic", estimate=0.1 * k, std_error=0.3, n_treated=50, n_control=300)
+        for k in range(20)
+    ]
+    estimates.insert(0, EffectEstimate.from_normal(term="ATT", estimand="ATT", estimate=1.0, std_error=0.3, n_treated=50, n_control=300))
+    for term, shift in (("ATT", 0.0), ("interaction", 5.0)):
+        for sub in ("girls", "boys"):
+            estimates.append(EffectEstimate.from_normal(term=term, estimand="ATT", estimate=shift + (1.2 if sub == "girls" else 0.7), std_error=0.3, subgroup=sub, n_treated=60, n_control=200))
+    result = AnalysisResult(analysis="long", method="did_staggered", outcome="attainment8", estimates=estimates,
+                            diagnostics={"count_unit": "pupils"})
+    folder = write_results_folder(tmp_path / "out", [result])
+    write_report(folder)
+    html, markdown = (folder / "report.html").read_text(), (folder / "report.md").read_text()
+    assert "<summary>10 more estimates</summary>" in html
+    assert markdown.count("| event_time=") == 20
+    # The subgroup line uses the headline term (ATT) only, not the interaction terms.
+    assert "Largest estimated effect for girls (+1.20 points), smallest for boys (+0.70 points)" in markdown
+    assert "Pupils: joined / comparison" in markdown and "Pupils in the joining group: **50**" in markdown
