@@ -114,11 +114,15 @@ class MonthsOfProgress:
         )
 
     def describe(self) -> str:
-        """E.g. ``"+2 months (95% CI −1 to +4)"``."""
+        """E.g. ``"+2 months (−1 to +4)"``: the months and those of the interval's ends."""
         text = f"{format_months(self.months)}"
         if self.months_low is not None and self.months_high is not None:
-            text += f" (interval {format_months(self.months_low)} to {format_months(self.months_high)})"
+            text += f" ({_signed(self.months_low)} to {_signed(self.months_high)})"
         return text
+
+
+def _signed(months: int) -> str:
+    return f"+{months}" if months > 0 else (f"−{abs(months)}" if months < 0 else "0")
 
 
 def format_months(months: int | None) -> str:

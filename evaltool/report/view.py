@@ -42,7 +42,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from evaltool.report.charts import forest_figure, png_bytes
+from evaltool.report.charts import event_study_figure, forest_figure, png_bytes
 from evaltool.report.disclosure import SUPPRESSED
 from evaltool.report.progress import EEF_SOURCE, MonthsOfProgress, format_months, impact_label
 from evaltool.report.security import SecurityRating, rate, wwc_verdict
@@ -352,7 +352,7 @@ def balance_rows(balance: Any) -> list[dict]:
 def event_rows(table: Any) -> list[dict]:
     return [
         {
-            "event_time": fmt_count(r.get("event_time")) if is_number(r.get("event_time")) else str(r.get("event_time")),
+            "event_time": fmt_num(r.get("event_time"), 0, signed=True) if is_number(r.get("event_time")) else str(r.get("event_time")),
             "estimate": fmt_num(r.get("estimate"), signed=True),
             "ci": fmt_ci(r.get("ci_lower"), r.get("ci_upper")),
         }
@@ -486,6 +486,14 @@ def analysis_view(safe: dict, raw: dict, figures: list[dict], descriptions: dict
         if fig is not None:
             drawn[f"{name}_subgroups"] = fig
             sub_figure = {"title": "Effect by pupil group", "file": f"figures/report/{name}_subgroups.png", "src": data_uri(png_bytes(fig))}
+    event_figure = None
+    has_own_plot = any("event" in f["file"] for f in figures)
+    if not has_own_plot and table_rows(diagnostics.get("event_study")):
+        fig = event_study_figure(table_rows(diagnostics["event_study"]), ylabel=f"Effect on {outcome_label} ({unit})")
+        if fig is not None:
+            drawn[f"{name}_event_study"] = fig
+            title = "Effect by years since joining"
+            event_figure = {"title": title, "file": f"figures/report/{name}_event_study.png", "src": data_uri(png_bytes(fig))}
     head_row = estimate_row(head, unit) if head is not None else None
     convergence = diagnostics.get("convergence")
     view = {
@@ -514,10 +522,13 @@ def analysis_view(safe: dict, raw: dict, figures: list[dict], descriptions: dict
             "n_control": head_row["n_control"] if head_row else "–",
             "exclusions": exclusion_rows(safe.get("sample") or {}),
         },
-        "warnings": [str(w) for w in safe.get("warnings") or []],
+        "warnings": [str(w) for w in safe.get("warnings") or []]
+        + (["The model did not converge: treat its estimates with caution (see Model convergence)."]
+           if isinstance(convergence, dict) and convergence.get("converged") is False else []),
         "balance": balance_rows(diagnostics.get("balance")),
         "pretrend": key_values(diagnostics["pretrend_test"]) if isinstance(diagnostics.get("pretrend_test"), dict) else [],
         "event_study": event_rows(diagnostics.get("event_study")),
+        "event_figure": event_figure,
         "convergence": key_values(convergence) if convergence is not None else [],
         "converged": (convergence or {}).get("converged", True) if isinstance(convergence, dict) else True,
         "overlap": key_values(diagnostics["overlap"]) if "overlap" in diagnostics else [],
@@ -553,6 +564,7 @@ def data_view(data: dict) -> dict:
     panel = data.get("panel") or {}
     cohorts = panel.get("cohorts") or {}
     return {
+        "known": bool(panel),
         "n_schools": fmt_count(panel.get("n_schools")),
         "n_rows": fmt_count(panel.get("n_rows")),
         "years": _year_span(panel.get("years") or []),

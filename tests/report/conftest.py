@@ -13,7 +13,7 @@ from evaltool import __version__
 from evaltool.config import load_config
 from evaltool.data.simulate import SimulationSettings, simulate, write_simulation
 from evaltool.pipeline import execute
-from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
+from evaltool.results import TIDY_COLUMNS, AnalysisResult, EffectEstimate, SampleReport
 from evaltool.results.writer import RESULTS_FORMAT
 
 CONFIG = """\
@@ -87,7 +87,8 @@ def write_results_folder(folder: Path, analyses: list[AnalysisResult], data: dic
     """A results folder as ``evaltool run`` writes it, for hand-made analysis results."""
     folder.mkdir(parents=True, exist_ok=True)
     frames = [a.tidy() for a in analyses if a.estimates]
-    pd.concat(frames, ignore_index=True).to_csv(folder / "results.csv", index=False)
+    tidy = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(TIDY_COLUMNS))
+    tidy.to_csv(folder / "results.csv", index=False)
     payload = {
         "format": RESULTS_FORMAT,
         "evaltool_version": __version__,

@@ -159,7 +159,7 @@ def test_headline_term_effect_size_and_months(rich_report):
     headline = markdown.split("## matched")[0]
     assert "+1.50" in headline and "+5.00" not in headline
     assert "+0.11" in headline
-    assert "+2 months (interval +1 month to +2 months)" in headline
+    assert "+2 months (+1 to +2)" in headline
 
 
 def test_well_known_sections_render(rich_report):
@@ -229,3 +229,24 @@ def test_long_estimate_lists_and_subgroups_of_several_terms(tmp_path):
     # The subgroup line uses the headline term (ATT) only, not the interaction terms.
     assert "Largest estimated effect for girls (+1.20 points), smallest for boys (+0.70 points)" in markdown
     assert "Pupils: joined / comparison" in markdown and "Pupils in the joining group: **50**" in markdown
+
+
+def test_event_study_plot_is_drawn_from_the_table(tmp_path):
+    folder = write_results_folder(tmp_path / "out", [rich_result()])
+    write_report(folder)
+    assert (folder / "figures" / "report" / "matched_event_study.png").is_file()
+    assert "![Effect by years since joining](figures/report/matched_event_study.png)" in (folder / "report.md").read_text()
+
+
+def test_runs_with_no_usable_estimate_still_report(tmp_path):
+    empty = AnalysisResult(analysis="empty", method="did_2x2", outcome="attainment8")
+    failed = AnalysisResult(analysis="broken", method="psm", status="failed", error="No comparison schools on common support; widen the caliper.")
+    folder = write_results_folder(tmp_path / "out", [empty, failed])
+    write_report(folder)
+    markdown = (folder / "report.md").read_text()
+    assert "**Did joining help?** No estimate. This analysis produced no estimate." in markdown
+    assert "**1 of 2 analyses failed**" in markdown and "widen the caliper" in markdown
+    only_failed = write_results_folder(tmp_path / "out2", [failed])
+    write_report(only_failed)
+    html = (only_failed / "report.html").read_text()
+    assert "1 of 1 analyses failed" in html and 'id="answer"' not in html

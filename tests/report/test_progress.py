@@ -59,7 +59,7 @@ def test_array_matches_scalar():
 def test_interval_and_words():
     progress = MonthsOfProgress.from_effect_size(0.12, -0.03, 0.27)
     assert (progress.months, progress.months_low, progress.months_high) == (2, -1, 4)
-    assert progress.describe() == "+2 months (interval −1 month to +4 months)"
+    assert progress.describe() == "+2 months (−1 to +4)"
     assert format_months(0) == "0 months"
     assert impact_label(2) == "low impact"
     assert impact_label(5) == "moderate impact"
