@@ -250,3 +250,12 @@ def test_runs_with_no_usable_estimate_still_report(tmp_path):
     write_report(only_failed)
     html = (only_failed / "report.html").read_text()
     assert "1 of 1 analyses failed" in html and 'id="answer"' not in html
+
+
+def test_other_confidence_levels_are_labelled(tmp_path):
+    est = EffectEstimate.from_normal(term="ATT", estimand="ATT", estimate=1.0, std_error=0.5, ci_level=0.9, n_treated=50, n_control=60)
+    folder = write_results_folder(tmp_path / "out", [AnalysisResult(analysis="a90", method="did_2x2", outcome="attainment8", estimates=[est])])
+    write_report(folder)
+    markdown = (folder / "report.md").read_text()
+    assert f"| {est.ci_lower:.2f} to {est.ci_upper:.2f} (90%) |" in markdown
+    assert "90% confidence interval" in markdown
