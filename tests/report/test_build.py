@@ -259,3 +259,24 @@ def test_other_confidence_levels_are_labelled(tmp_path):
     markdown = (folder / "report.md").read_text()
     assert f"| {est.ci_lower:.2f} to {est.ci_upper:.2f} (90%) |" in markdown
     assert "90% confidence interval" in markdown
+
+
+def test_cli_threshold_overrides_the_run(sample_run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(sample_run, copy)
+    result = CliRunner().invoke(main, ["report", str(copy), "--threshold", "1000"])
+    assert result.exit_code == 0, result.output
+    markdown = (copy / "report.md").read_text()
+    assert "Counts of pupils or schools below 1000 are shown as **c**" in markdown
+    assert "Schools in the joining group: **c**" in markdown
+
+
+def test_threshold_must_be_positive(simulated):
+    from evaltool.config import load_config
+    from evaltool.errors import ConfigError
+
+    from .conftest import write_config
+
+    folder, _ = simulated
+    with pytest.raises(ConfigError, match=r"output\.suppression_threshold"):
+        load_config(write_config(folder, "  suppression_threshold: 0"))
