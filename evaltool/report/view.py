@@ -455,7 +455,14 @@ def security_view(rating: SecurityRating) -> dict:
 
 def plain_english(method: str, analysis: dict, head: dict | None, verdict_text: str, rating: SecurityRating) -> list[str]:
     explanation = METHOD_EXPLANATIONS.get(method) or _registered_summary(method) or f"Method '{method}'."
-    paragraphs = [explanation + " " + verdict_text]
+    compared = ""
+    if head is not None and head.get("n_treated") is not None and head.get("n_control") is not None:
+        unit = str((analysis.get("diagnostics") or {}).get("count_unit") or "schools")
+        compared = (
+            f" It compares {fmt_count(head['n_treated'])} {unit} that joined with "
+            f"{fmt_count(head['n_control'])} comparison {unit}."
+        )
+    paragraphs = [explanation + compared + " " + verdict_text]
     if head is not None and head.get("estimate") != SUPPRESSED and is_number(head.get("estimate")):
         paragraphs.append(
             f"The interval is the range of effects compatible with the data at the stated confidence level; "
@@ -560,6 +567,23 @@ def analysis_view(safe: dict, raw: dict, figures: list[dict], descriptions: dict
     return view, drawn
 
 
+def agreement(ok: list[dict]) -> str:
+    """One sentence on whether the analyses that ran point the same way (empty for fewer than two)."""
+    verdicts = [a["verdict"] for a in ok if a["headline"] is not None]
+    if len(verdicts) < 2:
+        return ""
+    groups = (
+        ("Yes", "found a clear positive effect"),
+        ("Not clearly", "were inconclusive (interval includes zero)"),
+        ("No, lower", "found a clear negative effect"),
+    )
+    parts = [f"{verdicts.count(v)} {text}" for v, text in groups if verdicts.count(v)]
+    other = len(verdicts) - sum(verdicts.count(v) for v, _ in groups)
+    if other:
+        parts.append(f"{other} gave no usable estimate")
+    return f"Of the {len(verdicts)} analyses that ran, " + ", ".join(parts) + "."
+
+
 def data_view(data: dict) -> dict:
     panel = data.get("panel") or {}
     cohorts = panel.get("cohorts") or {}
@@ -621,6 +645,8 @@ def build_view(
         "started_at": str((manifest or {}).get("started_at", "")),
         "analyses": analyses,
         "main": ok[0] if ok else None,
+        "agreement": agreement(ok),
+        "for_whom": next((a for a in ok if a["subgroup_line"]), None),
         "failed": [a for a in analyses if a["failed"]],
         "n_analyses": len(analyses),
         "data": data_view(safe.get("data") or {}),

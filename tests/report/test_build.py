@@ -280,3 +280,19 @@ def test_threshold_must_be_positive(simulated):
     folder, _ = simulated
     with pytest.raises(ConfigError, match=r"output\.suppression_threshold"):
         load_config(write_config(folder, "  suppression_threshold: 0"))
+
+
+def test_first_screen_combines_analyses(tmp_path):
+    def single(name, estimate, method="did_2x2"):
+        est = EffectEstimate.from_normal(term="ATT", estimand="ATT", estimate=estimate, std_error=0.5, n_treated=80, n_control=90)
+        return AnalysisResult(analysis=name, method=method, outcome="attainment8", estimates=[est])
+
+    folder = write_results_folder(tmp_path / "out", [single("main", 2.0), single("flat", 0.2), rich_result()])
+    write_report(folder)
+    markdown = (folder / "report.md").read_text()
+    brief = markdown.split("## All analyses")[0]
+    assert "Of the 3 analyses that ran, 2 found a clear positive effect, 1 were inconclusive (interval includes zero)." in brief
+    # "For whom" comes from the first analysis with a subgroup breakdown, named.
+    assert "Largest estimated effect for disadvantaged pupils (+2.20 points)" in brief
+    assert "(from the analysis **matched**)" in brief
+    assert "It compares 80 schools that joined with 90 comparison schools." in markdown
