@@ -37,15 +37,24 @@ diagnostics".
 from __future__ import annotations
 
 import base64
-import math
 import re
 from pathlib import Path
 from typing import Any
 
 from evaltool.report.charts import event_study_figure, forest_figure, png_bytes
 from evaltool.report.disclosure import SUPPRESSED
+from evaltool.report.formatting import fmt_ci, fmt_count, fmt_num, fmt_p, is_number
 from evaltool.report.progress import EEF_SOURCE, MonthsOfProgress, format_months, impact_label
 from evaltool.report.security import SecurityRating, rate, wwc_verdict
+from evaltool.report.words import (
+    METHOD_EXPLANATIONS,
+    NOT_SHOWN,
+    SECURITY_WORDS,
+    method_words,
+    outcome_words,
+    registered_summary,
+    subgroup_words,
+)
 
 #: Diagnostics keys the report renders in their own sections.
 KNOWN_DIAGNOSTICS = (
@@ -63,141 +72,6 @@ KNOWN_DIAGNOSTICS = (
 #: Internal diagnostics never shown.
 HIDDEN_DIAGNOSTICS = ("exit_code",)
 HEADLINE_ESTIMANDS = ("ATT", "overall", "simple", "ATE", "group", "average")
-
-OUTCOME_LABELS = {
-    "attainment8": ("Attainment 8 score", "points"),
-    "progress8": ("Progress 8 score", "points"),
-    "ks2_prior": ("KS2 prior attainment", "points"),
-    "fsm_pct": ("% of pupils eligible for free school meals", "percentage points"),
-    "eal_pct": ("% of pupils with English as an additional language", "percentage points"),
-    "sen_pct": ("% of pupils with special educational needs", "percentage points"),
-    "cohort_size": ("KS4 cohort size", "pupils"),
-}
-SUBGROUP_LABELS = {
-    "disadvantaged": "Disadvantaged pupils",
-    "not_disadvantaged": "Other pupils (not disadvantaged)",
-    "girls": "Girls",
-    "boys": "Boys",
-    "eal": "Pupils with English as an additional language",
-    "not_eal": "Pupils with English as first language",
-    "sen": "Pupils with special educational needs",
-    "not_sen": "Pupils without special educational needs",
-    "low_prior": "Low prior attainment",
-    "middle_prior": "Middle prior attainment",
-    "high_prior": "High prior attainment",
-    "all": "All pupils",
-}
-METHOD_LABELS = {
-    "did_2x2": "Difference-in-differences (two groups, before and after)",
-    "did_twfe": "Difference-in-differences (two-way fixed effects)",
-    "event_study": "Event study (effects by years since joining)",
-    "did_staggered": "Difference-in-differences for schools joining in different years",
-    "psm": "Propensity-score matching",
-    "multilevel": "Multilevel model (pupils within schools)",
-}
-#: What each method does (first sentence of the plain-English paragraph).
-METHOD_EXPLANATIONS = {
-    "did_2x2": (
-        "This analysis compares how much results changed between a 'before' and an 'after' period in schools that "
-        "joined a trust or federation in between, with the change over the same years in schools that did not join."
-    ),
-    "did_twfe": (
-        "This analysis compares the change in results after joining with the change in schools that had not joined, "
-        "using every year of data in one regression with school and year effects."
-    ),
-    "event_study": (
-        "This analysis follows schools year by year before and after they joined, against schools that had not "
-        "joined, so that it shows whether any difference appeared only after joining."
-    ),
-    "did_staggered": (
-        "This analysis compares each group of schools that joined in the same year with schools that had not (yet) "
-        "joined, and averages these comparisons, which avoids the biases of simpler methods when schools join in "
-        "different years."
-    ),
-    "psm": (
-        "This analysis pairs each school that joined with similar schools that did not (similar prior attainment, "
-        "intake and size before joining) and compares their later results."
-    ),
-    "multilevel": (
-        "This analysis models pupils within schools, comparing pupils in schools that joined with similar pupils "
-        "in schools that did not, allowing for schools differing from one another."
-    ),
-}
-NOT_SHOWN = (
-    "It does not prove that joining caused the difference: schools chose to join, and anything else that changed "
-    "for the same schools at the same time (academy conversion, a new head, national programmes) is part of this "
-    "estimate. It is an average over the schools analysed; individual schools may have gained more, less or lost."
-)
-
-
-# -- formatting ----------------------------------------------------------------------------------------
-
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value))
-
-
-def fmt_num(value: Any, digits: int = 2, *, signed: bool = False) -> str:
-    """A number for people: minus sign, fixed decimals; ``c`` stays ``c``; missing is an en dash."""
-    if value == SUPPRESSED:
-        return SUPPRESSED
-    if not is_number(value):
-        return "–"
-    text = f"{abs(float(value)):,.{digits}f}"
-    if float(value) < 0 and float(text.replace(",", "")) != 0:
-        return "−" + text
-    return ("+" + text) if signed and float(value) > 0 else text
-
-
-def fmt_count(value: Any) -> str:
-    if value == SUPPRESSED:
-        return SUPPRESSED
-    if not is_number(value):
-        return "–"
-    return f"{int(value):,}"
-
-
-def fmt_p(value: Any) -> str:
-    if value == SUPPRESSED:
-        return SUPPRESSED
-    if not is_number(value):
-        return "–"
-    return "< 0.001" if value < 0.001 else f"{value:.3f}"
-
-
-def fmt_ci(low: Any, high: Any, digits: int = 2) -> str:
-    if SUPPRESSED in (low, high):
-        return SUPPRESSED
-    if not (is_number(low) and is_number(high)):
-        return "–"
-    return f"{fmt_num(low, digits)} to {fmt_num(high, digits)}"
-
-
-def outcome_words(name: str) -> tuple[str, str]:
-    """(label, unit) of an outcome column, in words."""
-    if name in OUTCOME_LABELS:
-        return OUTCOME_LABELS[name]
-    return (name.replace("_", " ").strip().capitalize() or "Outcome", "points")
-
-
-def subgroup_words(name: Any) -> str:
-    text = str(name)
-    base, _, rest = text.partition(" (")
-    words = SUBGROUP_LABELS.get(base, base.replace("_", " ").capitalize())
-    return f"{words} ({rest}" if rest else words
-
-
-def method_words(method: str) -> str:
-    return METHOD_LABELS.get(method, method.replace("_", " "))
-
-
-def _registered_summary(method: str) -> str:
-    try:
-        from evaltool.estimators.registry import get_method
-
-        return get_method(method).summary
-    except KeyError:
-        return ""
 
 
 def table_rows(table: Any) -> list[dict]:
@@ -437,9 +311,6 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-#: Words for each number of padlocks (ours, in the spirit of the EEF's "very limited" … "very high").
-SECURITY_WORDS = ("Very limited security", "Very limited security", "Limited security", "Moderate security", "High security", "Very high security")
-
 
 def security_view(rating: SecurityRating) -> dict:
     return {
@@ -454,7 +325,7 @@ def security_view(rating: SecurityRating) -> dict:
 
 
 def plain_english(method: str, analysis: dict, head: dict | None, verdict_text: str, rating: SecurityRating) -> list[str]:
-    explanation = METHOD_EXPLANATIONS.get(method) or _registered_summary(method) or f"Method '{method}'."
+    explanation = METHOD_EXPLANATIONS.get(method) or registered_summary(method) or f"Method '{method}'."
     compared = ""
     if head is not None and head.get("n_treated") is not None and head.get("n_control") is not None:
         unit = str((analysis.get("diagnostics") or {}).get("count_unit") or "schools")

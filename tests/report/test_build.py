@@ -168,8 +168,8 @@ def test_well_known_sections_render(rich_report):
                  "### For whom: effect by pupil group", "### Overlap", "### Model convergence: did NOT converge",
                  "### Other diagnostics", "#### Caliper details"):
         assert text in markdown
-    assert "| KS2 prior attainment | 0.50 | 0.02 | satisfies |" in markdown
-    assert "| % of pupils eligible for free school meals | 0.30 | 0.12 | satisfies if adjusted for |" in markdown
+    assert "| KS2 prior attainment (scaled score) | 0.50 | 0.02 | satisfies |" in markdown
+    assert "| % disadvantaged pupils (FSM) | 0.30 | 0.12 | satisfies if adjusted for |" in markdown
     assert "p value: 0.540" in markdown
     assert "Largest estimated effect for disadvantaged pupils (+2.20 points)" in markdown
     assert "Effect by pupil group" in html and "data:image/png;base64," in html
