@@ -94,8 +94,8 @@ class Disclosure:
     Parameters
     ----------
     threshold
-        Counts ``0 ≤ n < threshold`` are suppressed (``1`` suppresses nothing
-        but zeros' neighbours below 1, i.e. only zero).
+        Counts ``0 ≤ n < threshold`` are suppressed (``threshold=1`` suppresses
+        only zeros).
     """
 
     threshold: int = DEFAULT_THRESHOLD
