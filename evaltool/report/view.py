@@ -390,6 +390,7 @@ def analysis_view(safe: dict, raw: dict, figures: list[dict], descriptions: dict
         "headline": head_row,
         "estimates": [estimate_row(e, unit) for e in safe.get("estimates") or []],
         "count_unit": str(diagnostics.get("count_unit") or "schools"),
+        "withheld_note": next((str(e["withheld"]) for e in [*safe.get("estimates", []), *subgroups] if e.get("withheld")), ""),
         "security": security_view(rating),
         "plain_english": plain_english(method, safe, head, sentence, rating),
         "sample": {

@@ -140,6 +140,7 @@ def test_no_count_below_threshold_in_report_files_or_figure_labels(small_groups)
     assert _small_numbers_in_words(visible, threshold) == []
     assert _small_numbers_in_words(markdown, threshold) == []
     assert "only c schools joined; c pupils had no prior attainment" in markdown
+    assert "Values shown as c: statistics withheld: based on fewer than 10 pupils or schools" in markdown
     # The small subgroups' estimates are withheld, the others shown.
     withheld = {e.subgroup for e in result.estimates if min(e.n_treated, e.n_control) < threshold}
     for subgroup in withheld:
