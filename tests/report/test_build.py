@@ -296,3 +296,13 @@ def test_first_screen_combines_analyses(tmp_path):
     assert "Largest estimated effect for disadvantaged pupils (+2.20 points)" in brief
     assert "(from the analysis **matched**)" in brief
     assert "It compares 80 schools that joined with 90 comparison schools." in markdown
+
+
+def test_markdown_tables_and_headings_are_separated(rich_report, sample_report):
+    for _, markdown in (rich_report, sample_report):
+        lines = markdown.splitlines()
+        for before, line in zip(lines, lines[1:], strict=False):
+            if line.startswith("|") and not before.startswith("|"):
+                assert before == "", f"table starts without a blank line after: {before!r}"
+            if line.startswith("#"):
+                assert before == "", f"heading without a blank line before: {line!r}"
