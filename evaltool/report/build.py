@@ -17,6 +17,7 @@ The report is made only from what the run wrote (``results.json``,
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,8 @@ def configured_output(manifest: dict | None) -> dict[str, Any]:
         return {}
 
 
-def _environment() -> Environment:
+def _environment(*, markdown: bool = False) -> Environment:
+    """Jinja2 environment: HTML autoescaped; Markdown with raw HTML tags in values neutralised."""
     env = Environment(
         loader=PackageLoader("evaltool.report", "templates"),
         autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=True, default=False),
@@ -92,9 +94,18 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=_md_text if markdown else None,
     )
     env.filters["md"] = _md_cell
     return env
+
+
+HTML_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+
+
+def _md_text(value: Any) -> Any:
+    """Backslash-escape ``<`` that would open an HTML tag when the Markdown is converted (CommonMark §2.4)."""
+    return HTML_TAG_START.sub(r"\\<", value) if isinstance(value, str) else value
 
 
 def _md_cell(value: Any) -> str:
@@ -104,9 +115,8 @@ def _md_cell(value: Any) -> str:
 
 def render(view: dict[str, Any]) -> tuple[str, str]:
     """Render the view as (HTML, Markdown)."""
-    env = _environment()
-    html = env.get_template("report.html.j2").render(report=view)
-    markdown = env.get_template("report.md.j2").render(report=view)
+    html = _environment().get_template("report.html.j2").render(report=view)
+    markdown = _environment(markdown=True).get_template("report.md.j2").render(report=view)
     return html, markdown
 
 

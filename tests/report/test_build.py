@@ -306,3 +306,12 @@ def test_markdown_tables_and_headings_are_separated(rich_report, sample_report):
                 assert before == "", f"table starts without a blank line after: {before!r}"
             if line.startswith("#"):
                 assert before == "", f"heading without a blank line before: {line!r}"
+
+
+def test_markdown_neutralises_html_tags_from_results(rich_report):
+    _, markdown = rich_report
+    assert "balance \\<b>checked\\</b>" in markdown
+    assert "iteration limit \\<reached>" in markdown
+    from evaltool.report.build import _md_text
+
+    assert _md_text("p < 0.001") == "p < 0.001"  # a "<" that opens no tag is left alone
