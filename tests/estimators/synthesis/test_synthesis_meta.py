@@ -41,7 +41,7 @@ def test_effect_sizes_match_metafor_escalc(bcg):
 
 
 def test_reml_matches_published_metafor(bcg):
-    # Viechtbauer (2010) JSS 36(3): rma(yi, vi, data=dat)
+    # metafor README / Viechtbauer (2010) JSS 36(3): rma(yi, vi, data=dat)
     ref = PUBLISHED["reml"]
     fit = fit_meta(bcg.yi, np.sqrt(bcg.vi), tau2_method="REML")
     assert fit.tau2 == pytest.approx(ref["tau2"], abs=PRINTED)
@@ -64,6 +64,22 @@ def test_dl_matches_metafor_and_stata_metan(bcg):
     assert fit.coef[0] == pytest.approx(ref["estimate"], abs=PRINTED)
     assert fit.statistic[0] == pytest.approx(ref["z"], abs=PRINTED)
     np.testing.assert_allclose(fit.conf_int()[0], [ref["ci_lower"], ref["ci_upper"]], atol=PRINTED)
+
+
+def test_knapp_hartung_matches_published_metafor(bcg):
+    # metafor README: rma(yi, vi, data=dat, test="knha") and rma(yi, vi, mods = ~ ablat, data=dat, test="knha")
+    ref = PUBLISHED["reml_knha"]
+    fit = fit_meta(bcg.yi, np.sqrt(bcg.vi), tau2_method="REML", knapp_hartung=True)
+    assert fit.se[0] == pytest.approx(ref["se"], abs=PRINTED)
+    assert fit.statistic[0] == pytest.approx(ref["t"], abs=PRINTED)
+    assert fit.df == ref["df"]
+    np.testing.assert_allclose(fit.conf_int()[0], [ref["ci_lower"], ref["ci_upper"]], atol=PRINTED)
+    ref = PUBLISHED["reml_ablat_knha"]
+    fit, summary = fit_metareg(bcg.yi, np.sqrt(bcg.vi), build_design(bcg, ["ablat"]), knapp_hartung=True)
+    np.testing.assert_allclose(fit.se, [ref["intercept_se"], ref["ablat_se"]], atol=PRINTED)
+    # F is a squared ratio, so metafor's REML stopping threshold (1e-5) shows in its 4th decimal: relative 1e-4.
+    assert summary["omnibus"]["statistic"] == pytest.approx(ref["F"], rel=1e-4)
+    assert summary["R2_percent"] == pytest.approx(ref["R2"], abs=0.006)
 
 
 @pytest.mark.parametrize("method,key", [("REML", "reml_knha"), ("DL", "dl_knha")])
