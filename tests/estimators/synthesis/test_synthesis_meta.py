@@ -79,7 +79,7 @@ def test_knapp_hartung_matches_published_metafor(bcg):
     np.testing.assert_allclose(fit.se, [ref["intercept_se"], ref["ablat_se"]], atol=PRINTED)
     # F is a squared ratio, so metafor's REML stopping threshold (1e-5) shows in its 4th decimal: relative 1e-4.
     assert summary["omnibus"]["statistic"] == pytest.approx(ref["F"], rel=1e-4)
-    assert summary["R2_percent"] == pytest.approx(ref["R2"], abs=0.006)
+    assert summary["R2_percent"] == pytest.approx(ref["R2"], abs=0.01)  # ratio of two REML τ²: same slack
 
 
 @pytest.mark.parametrize("method,key", [("REML", "reml_knha"), ("DL", "dl_knha")])
