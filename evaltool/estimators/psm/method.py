@@ -395,17 +395,16 @@ def prepare_units(context: AnalysisContext, spec: PropensityOptions, extra: list
         covariates,
         event_times=spec.event_times,
         comparison=spec.comparison,
-        did=spec.did or spec.match_on_baseline_outcome,
+        did=spec.did or spec.match_on_baseline_outcome,  # both need the baseline-year outcome
         extra_columns=extra_cols,
         sample=sample,
         stage=spec.name,
         covariate_years=spec.covariate_years,
     )
     if spec.match_on_baseline_outcome:
-        units = units.rename(columns={"y_base": f"baseline_{context.outcome}"})
-        covariates = [*covariates, f"baseline_{context.outcome}"]
-        if spec.did:
-            units["y_change"] = units["y_post"] - units[f"baseline_{context.outcome}"]
+        baseline = f"baseline_{context.outcome}"
+        units = units.assign(**{baseline: units["y_base"]})
+        covariates = [*covariates, baseline]
     outcome_column = "y_change" if spec.did else "y_post"
     return units, covariates, outcome_column, sample
 
