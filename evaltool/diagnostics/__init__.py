@@ -1,1 +1,1 @@
-"""Diagnostics: balance, overlap, pre-trends, sensitivity."""
+"""Diagnostics: covariate balance, overlap, pre-trends and placebo tests."""
