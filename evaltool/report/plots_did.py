@@ -104,3 +104,26 @@ def group_time_figure(result: AnalysisResult) -> Figure:
     fig.suptitle(f"Group-time effects on {result.outcome.replace('_', ' ')} by joining cohort", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def twfe_weights_figure(result: AnalysisResult) -> Figure:
+    """Total de Chaisemartin–D'Haultfœuille weight of the TWFE coefficient by years since joining."""
+    weights = result.diagnostics["negative_weights"]
+    table = _frame(weights["weights_by_event_time"]) if "weights_by_event_time" in weights else pd.DataFrame()
+    fig = Figure(figsize=(7.5, 4.0), dpi=100)
+    ax = fig.add_subplot()
+    if len(table):
+        x = table["event_time"].to_numpy(float)
+        w = table["total_weight"].to_numpy(float)
+        ax.bar(x, w, color=np.where(w < 0, "#000000", "#999999"), width=0.7)
+    ax.axhline(0, color="#444444", linewidth=0.8)
+    ax.set_xlabel("Years since joining")
+    ax.set_ylabel("Share of the TWFE coefficient")
+    share = weights.get("share_negative", 0.0) or 0.0
+    ax.set_title(
+        "Weights of joined school-years in the two-way fixed-effects estimate\n"
+        f"black = negative weight ({share:.0%} of joined school-years, sum {weights.get('sum_negative', 0.0):.3f})",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig

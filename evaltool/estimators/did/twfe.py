@@ -283,11 +283,18 @@ def run(context: AnalysisContext) -> AnalysisResult:
     )
 
 
+def figures(result: AnalysisResult) -> dict:
+    from evaltool.report.plots_did import twfe_weights_figure
+
+    return {"weights": twfe_weights_figure(result)}
+
+
 register(
     Method(
         name="did_twfe",
         options=DidTwfeOptions,
         run=run,
         summary="Two-way fixed-effects DiD (school and year effects), clustered SEs, negative-weight diagnostic.",
+        figures=figures,
     )
 )

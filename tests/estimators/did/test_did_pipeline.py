@@ -56,7 +56,7 @@ def test_example_results_json_holds_diagnostics(example_run):
 def test_example_figures_written(example_run):
     _, folder = example_run
     names = {p.name for p in (folder / "figures").iterdir()}
-    for stem in ("staggered_event_study", "staggered_group_time", "event_study_event_study"):
+    for stem in ("staggered_event_study", "staggered_group_time", "event_study_event_study", "twfe_weights"):
         assert {f"{stem}.png", f"{stem}.svg"} <= names
 
 
