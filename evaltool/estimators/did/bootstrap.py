@@ -226,6 +226,7 @@ class _BlockPlan:
         self.n = arrays.n_units
         order = np.argsort(arrays.cohort, kind="stable")
         self.unit_clusters = arrays.clusters[order]
+        self.schools_are_clusters = arrays.n_clusters == self.n and np.array_equal(arrays.clusters, np.arange(self.n))
         self.y = arrays.y[order]
         block_cohorts, starts = np.unique(arrays.cohort[order], return_index=True)
         self.bounds = np.append(starts, self.n)
@@ -248,7 +249,9 @@ class _BlockPlan:
 
     def draws(self, v_clusters: np.ndarray) -> np.ndarray:
         """Bootstrap draws (chunk × basis columns) for one chunk of multiplier weights (chunk × clusters)."""
-        v = v_clusters[:, self.unit_clusters]  # each school gets its cluster's weight (schools sorted by cohort)
+        # Each school gets its cluster's weight.  When schools are the clusters the weights are i.i.d., so
+        # column k is simply the weight of the k-th school in cohort order (no gather needed).
+        v = v_clusters if self.schools_are_clusters else v_clusters[:, self.unit_clusters]
         sums_y = np.stack(
             [v[:, a:b] @ self.y[a:b] for a, b in zip(self.bounds[:-1], self.bounds[1:], strict=True)], axis=1
         )  # chunk × blocks × years
