@@ -11,6 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from evaltool.diagnostics.balance import WWC_ADJUST, WWC_SATISFIES
+from evaltool.report.labels import label
 from evaltool.results import AnalysisResult
 
 
@@ -30,7 +31,7 @@ def love_plot(result: AnalysisResult) -> Figure:
     ax.scatter(table["smd_after"].abs(), rows, marker="s", color="#000000", label="After")
     for x, style in ((WWC_SATISFIES, ":"), (WWC_ADJUST, "--")):
         ax.axvline(x, color="#777777", linestyle=style, linewidth=1)
-    ax.set_yticks(rows, table["covariate"])
+    ax.set_yticks(rows, [label(c) for c in table["covariate"]])
     ax.set_xlabel("|Standardised mean difference| (treated SD); lines: WWC 0.05 and 0.25")
     ax.set_title("Covariate balance before and after")
     ax.legend(frameon=False, loc="lower right")
@@ -45,11 +46,11 @@ def overlap_plot(result: AnalysisResult) -> Figure:
     bins = np.linspace(0, 1, 41)
     for i, (title, subset) in enumerate((("All units", scores), ("Matched / weighted units", scores[scores["matched"] == 1]))):
         ax = fig.add_subplot(1, 2, i + 1)
-        for group, colour, label in ((1, "#000000", "Joined"), (0, "#999999", "Comparison")):
+        for group, colour, group_name in ((1, "#000000", "Joined"), (0, "#999999", "Comparison")):
             part = subset[subset["treated"] == group]
             weights = part["weight"] if i == 1 and "weight" in part else None
             ax.hist(part["score"], bins=bins, weights=weights, density=True, histtype="step" if group else "stepfilled",
-                    color=colour, label=label)
+                    color=colour, label=group_name)
         ax.set_title(title)
         ax.set_xlabel("Propensity score")
     fig.axes[0].set_ylabel("Density")
