@@ -1,1 +1,1 @@
-"""Diagnostics: covariate balance, overlap."""
+"""Diagnostics: covariate balance, overlap, pre-trends and placebo tests."""

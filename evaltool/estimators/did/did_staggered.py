@@ -1,0 +1,328 @@
+"""``method: did_staggered``: Callaway & Sant'Anna (2021) staggered difference-in-differences.
+
+Group-time ATTs (:mod:`~evaltool.estimators.did.staggered`), their
+aggregations (:mod:`~evaltool.estimators.did.aggregate`) and a multiplier
+bootstrap (:mod:`~evaltool.estimators.did.bootstrap`) with uniform bands, plus
+the pre-trend and placebo diagnostics.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field, field_validator
+from threadpoolctl import threadpool_limits
+
+from evaltool.config.models import AnalysisBase
+from evaltool.diagnostics.pretrends import placebo_test, staggered_pretrend_test
+from evaltool.errors import EstimationError
+from evaltool.estimators.did.aggregate import Aggregate, aggregate
+from evaltool.estimators.did.bootstrap import group_time_bootstrap
+from evaltool.estimators.did.staggered import GroupTimeResult, att_gt
+from evaltool.estimators.registry import Method, register
+from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
+
+if TYPE_CHECKING:
+    from evaltool.config import Config
+    from evaltool.pipeline import AnalysisContext
+
+#: Term of the headline estimate for each aggregation.
+OVERALL_TERMS = {
+    "group": "ATT (cohort-weighted)",
+    "simple": "ATT (simple)",
+    "dynamic": "ATT (event-time average)",
+    "calendar": "ATT (calendar-year average)",
+}
+ELEMENT = {"group": ("cohort", "ATT(g)"), "dynamic": ("event_time", "ATT(e)"), "calendar": ("year", "ATT(t)")}
+
+
+class DidStaggeredOptions(AnalysisBase):
+    """Options of ``method: did_staggered``."""
+
+    method: Literal["did_staggered"]
+    comparison: Literal["never_joined", "not_yet_joined"] = "never_joined"
+    """Comparison schools: 'never_joined', or 'not_yet_joined' (also schools that join later)."""
+    anticipation: int = Field(default=0, ge=0, le=5)
+    """Years before joining in which schools may already change; the base year is before them."""
+    covariates: list[str] = Field(default_factory=list)
+    """Covariates (from columns.covariates) for conditional parallel trends; base-year values are used."""
+    est_method: Literal["dr", "ipw", "reg"] = "dr"
+    """Covariate adjustment: 'dr' (doubly robust), 'ipw' (inverse probability weighting) or 'reg' (outcome regression)."""
+    base_period: Literal["varying", "universal"] = "varying"
+    """Pre-joining cells compare consecutive years ('varying', as R did) or all use the year before joining ('universal')."""
+    unbalanced: Literal["balance", "available_pairs"] = "balance"
+    """'balance': drop schools missing any year (reported); 'available_pairs': each cell uses schools seen in both its years."""
+    cluster: Literal["school", "trust", "local_authority"] = "school"
+    """Level at which the bootstrap and standard errors are clustered; schools without a trust are their own cluster."""
+    bootstrap_draws: int = Field(default=999, ge=0, le=100_000)
+    """Multiplier-bootstrap draws (0: analytic standard errors and no uniform bands)."""
+    bootstrap_weights: Literal["mammen", "rademacher"] = "mammen"
+    """Multiplier weights: 'mammen' (as R did) or 'rademacher'."""
+    aggregations: list[Literal["simple", "group", "dynamic", "calendar"]] = Field(
+        default_factory=lambda: ["group", "simple", "dynamic", "calendar"], min_length=1
+    )
+    """Aggregations to report; the first one's overall ATT is the headline estimate."""
+    event_window: tuple[int, int] | None = None
+    """Event times [min, max] kept in the dynamic (and simple/group) aggregations; default all."""
+    placebo_shift: int | None = Field(default=2, ge=1)
+    """Placebo test: move every joining year this many years earlier, using only pre-joining years (null: skip)."""
+    ci_level: float = Field(default=0.95, gt=0.5, lt=1.0)
+    """Confidence level of intervals and uniform bands."""
+
+    @field_validator("event_window")
+    @classmethod
+    def _ordered(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and value[0] > value[1]:
+            raise ValueError(f"event_window must be [min, max] with min <= max (got {list(value)})")
+        return value
+
+    def cross_check(self, config: Config) -> list[tuple[tuple, str]]:
+        problems = []
+        if config.columns.join_year is None:
+            problems.append((("method",), "did_staggered needs columns.join_year (the year each school joined)"))
+        unknown = [c for c in self.covariates if c not in config.columns.covariates]
+        if unknown:
+            problems.append(
+                (("covariates",), f"covariates {unknown} are not in columns.covariates {config.columns.covariates}; add them there")
+            )
+        if self.cluster in ("trust", "local_authority") and getattr(config.columns, self.cluster) is None:
+            problems.append(
+                (("cluster",), f"clustering by {self.cluster} needs columns.{self.cluster}; map that column or use cluster: school")
+            )
+        return problems
+
+
+def fit_did_staggered(
+    frame: pd.DataFrame,
+    outcome: str,
+    *,
+    options: DidStaggeredOptions,
+    rng: np.random.Generator,
+) -> tuple[list[EffectEstimate], dict, SampleReport, list[str]]:
+    """Estimate the staggered DiD on a school × year frame with canonical columns.
+
+    Returns
+    -------
+    estimates (headline overall ATT first), diagnostics, sample report, warnings
+
+    Notes
+    -----
+    The matrix products here are tall and thin (schools × cells); multi-threaded OpenBLAS spends more
+    time synchronising than computing on them, dramatically so on a shared machine, so BLAS is limited to
+    one thread for the duration of the fit (scoped with threadpoolctl; restored afterwards).
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit(frame, outcome, options=options, rng=rng)
+
+
+def _fit(
+    frame: pd.DataFrame, outcome: str, *, options: DidStaggeredOptions, rng: np.random.Generator
+) -> tuple[list[EffectEstimate], dict, SampleReport, list[str]]:
+    gt = att_gt(
+        frame,
+        outcome,
+        control_group=options.comparison,
+        anticipation=options.anticipation,
+        covariates=tuple(options.covariates),
+        est_method=options.est_method,
+        base_period=options.base_period,
+        unbalanced=options.unbalanced,
+        cluster=options.cluster,
+        stage=options.name,
+    )
+    _check_window(gt, options)
+    min_e, max_e = options.event_window if options.event_window else (-np.inf, np.inf)
+    aggs = {kind: aggregate(gt, kind, min_e=min_e, max_e=max_e) for kind in options.aggregations}
+    alpha = 1 - options.ci_level
+    blocks = _inference(gt, aggs, options, rng, alpha)
+
+    estimates = _estimates(gt, aggs, blocks, options)
+    cells = gt.cells.assign(
+        std_error=blocks["att_gt"]["se"], ci_lower_uniform=np.nan, ci_upper_uniform=np.nan, critical_value=np.nan
+    )
+    cells = _add_bands(cells, blocks["att_gt"])
+    tables = {kind: _add_bands(agg.table.copy(), blocks[kind]) for kind, agg in aggs.items() if len(agg.table)}
+    arrays = gt.arrays
+    counts = pd.Series(arrays.cohort).replace(np.inf, np.nan).value_counts(dropna=False)
+    diagnostics = {
+        "design": {
+            **gt.options,
+            "n_schools": arrays.n_units,
+            "years": [int(p) for p in arrays.periods],
+            "bootstrap_draws": options.bootstrap_draws,
+            "bootstrap_weights": options.bootstrap_weights if options.bootstrap_draws else None,
+            "inference": blocks["description"],
+        },
+        "cohort_counts": pd.DataFrame(
+            {
+                "cohort": ["never joined" if pd.isna(k) else str(int(k)) for k in counts.index],
+                "n_schools": counts.to_numpy(),
+            }
+        ).sort_values("cohort"),
+        "group_time": cells,
+        "aggregations": tables,
+        "overall": {kind: {"att": agg.overall_att, "std_error": blocks[kind]["overall_se"]} for kind, agg in aggs.items()},
+        "pretrend_test": staggered_pretrend_test(gt),
+    }
+    if options.placebo_shift:
+        diagnostics["placebo_test"] = placebo_test(
+            frame,
+            outcome,
+            shift=options.placebo_shift,
+            control_group=options.comparison,
+            anticipation=options.anticipation,
+            covariates=tuple(options.covariates),
+            est_method=options.est_method,
+            cluster=options.cluster,
+            stage=f"{options.name} (placebo)",
+        )
+    sample = gt.sample
+    sample.n_rows_used = int((~np.isnan(arrays.y)).sum())
+    sample.n_units_used = arrays.n_units
+    warnings = list(gt.warnings)
+    pre = diagnostics["pretrend_test"]
+    if pre["p_value"] is not None and pre["p_value"] < 0.05:
+        warnings.append(
+            f"Pre-joining group-time effects are jointly different from zero (Wald p = {pre['p_value']:.3g}, "
+            f"{pre['df']} df): parallel trends is doubtful, so treat the effects with caution."
+        )
+    return estimates, diagnostics, sample, warnings
+
+
+def _check_window(gt: GroupTimeResult, options: DidStaggeredOptions) -> None:
+    if options.event_window is None:
+        return
+    available = gt.cells["event_time"]
+    lo, hi = options.event_window
+    first, last = int(available.min()), int(available.max())
+    if lo < first or hi > last or not lo <= 0 <= hi:
+        raise EstimationError(
+            f"event_window [{lo}, {hi}] is beyond the data: estimable event times run from {first} to {last}, and "
+            f"the window must include event time 0. Choose event_window within [{first}, {last}].",
+            user_error=True,
+        )
+
+
+def _inference(gt: GroupTimeResult, aggs: dict[str, Aggregate], options: DidStaggeredOptions, rng, alpha: float) -> dict:
+    """Standard errors and uniform-band critical values per block (one bootstrap of the basis for all blocks)."""
+    n_cells = len(gt.cells)
+    identity = np.eye(gt.basis.shape[1])[:, :n_cells]
+    coefs = {"att_gt": identity, **{kind: agg.coef for kind, agg in aggs.items()}}
+    blocks: dict = {}
+    arrays = gt.arrays
+    if options.bootstrap_draws > 0:
+        boot = group_time_bootstrap(
+            gt, n_draws=options.bootstrap_draws, rng=rng, weights=options.bootstrap_weights, alpha=alpha
+        )
+        for name, coef in coefs.items():
+            part = boot.transform(coef, alpha)
+            k = coef.shape[1] - (name != "att_gt")
+            se, crit = part.band(slice(0, k), alpha)
+            blocks[name] = {"se": se, "crit": crit, "overall_se": float(part.std_error[-1])}
+        blocks["description"] = (
+            f"multiplier bootstrap ({options.bootstrap_draws} {options.bootstrap_weights} draws, clustered by "
+            f"{arrays.cluster_note}, {arrays.n_clusters} clusters)"
+        )
+    else:
+        for name, coef in coefs.items():
+            se = gt.std_errors(coef)
+            k = coef.shape[1] - (name != "att_gt")
+            blocks[name] = {"se": se[:k], "crit": np.nan, "overall_se": float(se[-1])}
+        blocks["description"] = (
+            f"analytic influence-function SEs, clustered by {arrays.cluster_note} ({arrays.n_clusters} clusters)"
+        )
+    nan_cells = ~np.isfinite(gt.cells["att"].to_numpy())
+    blocks["att_gt"]["se"] = np.where(nan_cells, np.nan, blocks["att_gt"]["se"])
+    return blocks
+
+
+def _add_bands(table: pd.DataFrame, block: dict) -> pd.DataFrame:
+    table["std_error"] = block["se"]
+    crit = block["crit"]
+    table["critical_value"] = crit
+    table["ci_lower_uniform"] = table["att"] - crit * table["std_error"]
+    table["ci_upper_uniform"] = table["att"] + crit * table["std_error"]
+    return table
+
+
+def _estimates(
+    gt: GroupTimeResult, aggs: dict[str, Aggregate], blocks: dict, options: DidStaggeredOptions
+) -> list[EffectEstimate]:
+    inference = blocks["description"]
+    cohort = gt.arrays.cohort
+    n_treated_all = int(np.isfinite(cohort).sum())
+    n_never = int((~np.isfinite(cohort)).sum())
+    common = {"ci_level": options.ci_level, "inference": inference}
+    out = [
+        EffectEstimate.from_normal(
+            term=OVERALL_TERMS[kind],
+            estimand="ATT",
+            estimate=agg.overall_att,
+            std_error=blocks[kind]["overall_se"],
+            n_treated=n_treated_all,
+            n_control=n_never,
+            n_obs=int((~np.isnan(gt.arrays.y)).sum()),
+            **common,
+        )
+        for kind, agg in aggs.items()
+    ]
+    for kind, agg in aggs.items():
+        if kind not in ELEMENT:
+            continue
+        label, estimand = ELEMENT[kind]
+        for value, att, se in zip(agg.table[label], agg.table["att"], blocks[kind]["se"], strict=True):
+            out.append(
+                EffectEstimate.from_normal(term=f"{label}={value}", estimand=estimand, estimate=att, std_error=se, **common)
+            )
+    for row, se in zip(gt.cells.itertuples(index=False), blocks["att_gt"]["se"], strict=True):
+        if np.isfinite(row.att) and row.year != row.base_year:
+            out.append(
+                EffectEstimate.from_normal(
+                    term=f"ATT({int(row.cohort)},{row.year})",
+                    estimand="ATT(g,t)",
+                    estimate=row.att,
+                    std_error=se,
+                    n_treated=row.n_treated,
+                    n_control=row.n_control,
+                    **common,
+                )
+            )
+    return out
+
+
+def run(context: AnalysisContext) -> AnalysisResult:
+    spec: DidStaggeredOptions = context.spec  # type: ignore[assignment]
+    estimates, diagnostics, sample, warnings = fit_did_staggered(
+        context.panel.frame, context.outcome, options=spec, rng=context.rng
+    )
+    return AnalysisResult(
+        analysis=spec.name,
+        method=spec.method,
+        outcome=context.outcome,
+        estimates=[e.with_context(method=spec.method, outcome=context.outcome) for e in estimates],
+        diagnostics=diagnostics,
+        sample=sample,
+        warnings=warnings,
+    )
+
+
+def figures(result: AnalysisResult) -> dict:
+    from evaltool.report.plots_did import dynamic_figure, group_time_figure
+
+    figs = {"group_time": group_time_figure(result)}
+    if "dynamic" in result.diagnostics.get("aggregations", {}):
+        figs["event_study"] = dynamic_figure(result)
+    return figs
+
+
+register(
+    Method(
+        name="did_staggered",
+        options=DidStaggeredOptions,
+        run=run,
+        summary="Callaway-Sant'Anna staggered DiD: group-time ATTs, aggregations, multiplier bootstrap with uniform bands.",
+        figures=figures,
+    )
+)

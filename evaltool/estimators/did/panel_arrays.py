@@ -1,0 +1,192 @@
+"""School × year frame → dense unit × period arrays for the group-time engine.
+
+The Callaway–Sant'Anna engine works on a matrix ``Y[unit, period]`` (NaN where
+a school has no outcome that year), a covariate cube ``X[unit, period, k]`` and
+one cohort per school (``inf`` = never joined within the data).  Building them
+once with integer codes (no pivot tables, no loops over rows) keeps every
+group-time cell a handful of vector operations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from evaltool.errors import DataError, EstimationError
+from evaltool.estimators.common import cluster_ids
+from evaltool.results import SampleReport
+
+NEVER = np.inf
+
+
+@dataclass(frozen=True)
+class PanelArrays:
+    """Dense arrays of a school × year panel.
+
+    Attributes
+    ----------
+    units
+        School ids, sorted (row ``i`` of every array).
+    periods
+        Sorted years (column ``j``).
+    y
+        Outcome, shape ``(n_units, n_periods)``; NaN where missing or not observed.
+    x
+        Covariates, shape ``(n_units, n_periods, k)`` (``k`` may be 0); NaN where missing.
+    cohort
+        First year in the collaboration per school; ``inf`` for never joined.
+    clusters
+        Integer cluster code per school (0 … n_clusters − 1).
+    n_clusters
+        Number of clusters.
+    cluster_note
+        Description of the clustering for the results.
+    covariates
+        Covariate names (the last axis of ``x``).
+    """
+
+    units: np.ndarray
+    periods: np.ndarray
+    y: np.ndarray
+    x: np.ndarray
+    cohort: np.ndarray
+    clusters: np.ndarray
+    n_clusters: int
+    cluster_note: str
+    covariates: tuple[str, ...]
+
+    @property
+    def n_units(self) -> int:
+        return len(self.units)
+
+    def subset(self, keep: np.ndarray) -> PanelArrays:
+        """The same arrays for the schools where ``keep`` is true (clusters re-coded)."""
+        codes, uniques = pd.factorize(self.clusters[keep], sort=True)
+        return PanelArrays(
+            units=self.units[keep],
+            periods=self.periods,
+            y=self.y[keep],
+            x=self.x[keep],
+            cohort=self.cohort[keep],
+            clusters=codes.astype(np.int64),
+            n_clusters=len(uniques),
+            cluster_note=self.cluster_note,
+            covariates=self.covariates,
+        )
+
+
+def panel_arrays(
+    frame: pd.DataFrame,
+    outcome: str,
+    *,
+    covariates: tuple[str, ...] | list[str] = (),
+    cluster: str = "school",
+) -> PanelArrays:
+    """Build :class:`PanelArrays` from a frame with canonical columns.
+
+    Parameters
+    ----------
+    frame
+        One row per school and year with ``school``, ``year``, ``join_year``
+        (NaN = never joined), ``outcome``, the covariates and, for clustering,
+        ``trust`` or ``local_authority``.
+    outcome, covariates
+        Column names.
+    cluster
+        ``"school"``, ``"trust"`` or ``"local_authority"``.
+
+    Raises
+    ------
+    DataError
+        A required column is missing, a school appears twice in a year, or
+        its join year differs between rows.
+    """
+    needed = ["school", "year", "join_year", outcome, *covariates]
+    if cluster != "school":
+        needed.append(cluster)
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"The panel has no column(s) {missing}; map them under columns: in the config "
+            f"(outcome/covariates under columns.outcomes/columns.covariates, clustering under columns.{cluster})."
+        )
+    unit_code, units = pd.factorize(frame["school"].astype(str), sort=True)
+    year_code, periods = pd.factorize(frame["year"].astype(np.int64), sort=True)
+    n, t = len(units), len(periods)
+    flat = unit_code.astype(np.int64) * t + year_code
+    if np.bincount(flat, minlength=n * t).max(initial=0) > 1:
+        raise DataError("The panel has more than one row for some school and year; each school-year must appear once.")
+
+    y = np.full(n * t, np.nan)
+    y[flat] = pd.to_numeric(frame[outcome], errors="coerce").to_numpy(dtype=float)
+    x = np.full((n * t, len(covariates)), np.nan)
+    if covariates:
+        x[flat] = frame[list(covariates)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+
+    join = pd.to_numeric(frame["join_year"], errors="coerce").to_numpy(dtype=float)
+    cohort = np.full(n, np.nan)
+    cohort[unit_code] = join  # any row; checked for consistency just below
+    consistent = (join == cohort[unit_code]) | (np.isnan(join) & np.isnan(cohort[unit_code]))
+    if not consistent.all():
+        bad = units[np.unique(unit_code[~consistent])[:3]]
+        raise DataError(f"join_year differs between rows of the same school (e.g. {list(bad)}); it must be constant.")
+    cohort = np.where(np.isnan(cohort) | (cohort <= 0), NEVER, cohort)
+
+    schools = pd.Series(np.asarray(units), name="school")
+    if cluster == "school":
+        codes, n_clusters, note = np.arange(n), n, "school"
+    else:
+        first = frame.assign(_u=unit_code).sort_values(["_u", "year"]).groupby("_u")[cluster].first()
+        school_rows = pd.DataFrame({cluster: first.to_numpy()}, index=schools)
+        codes_s, n_clusters, note = cluster_ids(schools, school_rows, cluster)
+        codes = codes_s.to_numpy()
+    return PanelArrays(
+        units=np.asarray(units),
+        periods=np.asarray(periods, dtype=np.int64),
+        y=y.reshape(n, t),
+        x=x.reshape(n, t, len(covariates)),
+        cohort=cohort,
+        clusters=np.asarray(codes, dtype=np.int64),
+        n_clusters=int(n_clusters),
+        cluster_note=note,
+        covariates=tuple(covariates),
+    )
+
+
+def balance(arrays: PanelArrays, sample: SampleReport, *, stage: str) -> PanelArrays:
+    """Keep schools with the outcome (and covariates) in every year; report the rest.
+
+    This is R ``did``'s default (``allow_unbalanced_panel = FALSE``: the panel
+    is balanced by dropping incomplete units).  Dropped schools are counted
+    by reason in ``sample``.
+    """
+    has_y = ~np.isnan(arrays.y)
+    complete_y = has_y.all(axis=1)
+    complete_x = ~np.isnan(arrays.x).any(axis=(1, 2)) if arrays.x.shape[2] else np.ones(arrays.n_units, bool)
+    drop_y = ~complete_y
+    drop_x = complete_y & ~complete_x
+    sample.exclude(
+        "school not observed with the outcome in every year (balanced panel required; "
+        "set unbalanced: available_pairs to use them)",
+        int(has_y[drop_y].sum()),
+        int(drop_y.sum()),
+        stage=stage,
+        changes_estimand=bool(drop_y.any()),
+    )
+    sample.exclude(
+        "school with a missing covariate in some year (balanced panel required)",
+        int(has_y[drop_x].sum()),
+        int(drop_x.sum()),
+        stage=stage,
+        changes_estimand=bool(drop_x.any()),
+    )
+    keep = complete_y & complete_x
+    if not keep.any():
+        raise EstimationError(
+            "No school has the outcome (and covariates) in every year, so the balanced panel is empty. "
+            "Set unbalanced: available_pairs, or restrict the years with data.exclude_years.",
+            user_error=True,
+        )
+    return arrays.subset(keep)

@@ -1,0 +1,432 @@
+"""Callaway & Sant'Anna (2021) group-time average treatment effects, ATT(g, t).
+
+The library entry point is :func:`att_gt`; aggregate its result with
+:func:`evaltool.estimators.did.aggregate.aggregate` and bootstrap with
+:mod:`evaltool.estimators.did.bootstrap`.  The frame needs the canonical
+columns ``school``, ``year`` and ``join_year`` (NaN = never joined), the
+outcome and any covariates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from evaltool.errors import EstimationError
+from evaltool.estimators.did import twoperiod
+from evaltool.estimators.did.panel_arrays import NEVER, PanelArrays, balance, panel_arrays
+from evaltool.results import SampleReport
+
+ControlGroup = Literal["never_joined", "not_yet_joined"]
+EstMethod = Literal["dr", "ipw", "reg"]
+BasePeriod = Literal["varying", "universal"]
+Unbalanced = Literal["balance", "available_pairs"]
+
+
+@dataclass(frozen=True)
+class GroupTimeResult:
+    """Group-time ATTs with their influence functions.
+
+    Attributes
+    ----------
+    cells
+        One row per (cohort, year): ``cohort``, ``year``, ``base_year``,
+        ``event_time`` (year − cohort), ``post`` (year ≥ cohort), ``att``,
+        ``std_error`` (analytic, clustered), ``n_treated``, ``n_control``.
+    influence
+        Influence functions, shape ``(n_units, n_cells)``, scaled so that the
+        variance of a linear combination ``a`` of the ATTs is
+        ``Σ_c (Σ_{i∈c} ψ_i a)² / n²`` (clusters ``c``).
+    arrays
+        The unit × period arrays used (after balancing, if any).
+    cohort_share
+        Share of all analysed schools in each cohort (``pg`` in R ``did``).
+    options
+        The estimation options, for the record.
+    sample
+        Exclusions made by the estimator.
+    warnings
+        Messages for the reader (dropped cohorts, few clusters …).
+    """
+
+    cells: pd.DataFrame
+    influence: np.ndarray
+    arrays: PanelArrays
+    cohort_share: dict[float, float]
+    options: dict
+    sample: SampleReport = field(default_factory=SampleReport)
+    warnings: list[str] = field(default_factory=list)
+    cell_terms: np.ndarray | None = None
+    """Unconditional estimator on fully observed schools only: per cell ``(s1, m1, s0, m0)`` with influence
+    ``s·(Y_t − Y_base − m)`` for joining (1) and comparison (0) schools, which lets the bootstrap work on
+    ``V·Y`` (schools × years) instead of schools × cells.  ``None`` otherwise."""
+
+    @property
+    def n_units(self) -> int:
+        return self.arrays.n_units
+
+    @cached_property
+    def cohort_matrix(self) -> np.ndarray:
+        """Centred cohort indicators ``1{G_i = g} − p_g``, shape ``(n_units, n_cohorts)`` (cohorts as in ``cohort_share``)."""
+        cohorts = np.array(list(self.cohort_share))
+        shares = np.array(list(self.cohort_share.values()))
+        return (self.arrays.cohort[:, None] == cohorts[None, :]).astype(float) - shares[None, :]
+
+    @cached_property
+    def basis(self) -> np.ndarray:
+        """``[influence | cohort_matrix]``: every aggregation's influence function is a combination of these columns."""
+        return np.column_stack([self.influence, self.cohort_matrix])
+
+    @cached_property
+    def _basis_sums(self) -> np.ndarray:
+        return self.cluster_sums(self.basis)
+
+    def combine(self, coef: np.ndarray) -> np.ndarray:
+        """Point estimates of linear combinations ``coef`` (rows: basis columns) of the ATT(g, t)."""
+        att = np.nan_to_num(self.cells["att"].to_numpy(), nan=0.0)
+        return att @ coef[: len(att)]
+
+    def std_errors(self, coef: np.ndarray) -> np.ndarray:
+        """Analytic clustered standard errors of the combinations ``coef`` of the basis."""
+        sums = self._basis_sums @ coef
+        return np.sqrt((sums**2).sum(axis=0)) / self.n_units
+
+    def cluster_sums(self, columns: np.ndarray) -> np.ndarray:
+        """Sum of influence-function columns within clusters, shape ``(n_clusters, k)``."""
+        return cluster_sum(columns, self.arrays.clusters, self.arrays.n_clusters)
+
+    def vcov(self, columns: np.ndarray | None = None) -> np.ndarray:
+        """Analytic (cluster-robust) covariance of the ATTs, or of any influence columns given."""
+        inf = self.influence if columns is None else columns
+        sums = self.cluster_sums(inf)
+        return sums.T @ sums / self.n_units**2
+
+    def pretrend_test(self) -> dict:
+        """Wald test that every pre-joining ATT(g, t) is zero (R ``did``'s pre-test of parallel trends)."""
+        from evaltool.diagnostics.pretrends import staggered_pretrend_test
+
+        return staggered_pretrend_test(self)
+
+
+def cluster_sum(columns: np.ndarray, clusters: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Column sums of ``columns`` within each cluster (sorted-array reduction, no loop over rows)."""
+    columns = np.asarray(columns, dtype=float)
+    if columns.ndim == 1:
+        columns = columns[:, None]
+    if n_clusters == len(clusters) and np.array_equal(clusters, np.arange(len(clusters))):
+        return columns
+    order = np.argsort(clusters, kind="stable")
+    starts = np.searchsorted(clusters[order], np.arange(n_clusters))
+    return np.add.reduceat(columns[order], starts, axis=0)
+
+
+def is_control(cohort: np.ndarray, g: float, year, base, control_group: str, anticipation: int) -> np.ndarray:
+    """Whether schools of ``cohort`` are comparisons for cell (g, year) with base year ``base`` (broadcasts).
+
+    Never joined, or (``not_yet_joined``) joining after ``max(year, base) + anticipation`` and not in ``g``.
+    """
+    never = cohort == NEVER
+    if control_group == "never_joined":
+        return never & np.ones_like(np.asarray(year), dtype=bool)
+    return never | ((cohort > np.maximum(year, base) + anticipation) & (cohort != g))
+
+
+def _base_periods(periods: np.ndarray, cohort: float, anticipation: int, base_period: str) -> tuple[np.ndarray, np.ndarray]:
+    """Years ``t`` estimated for a cohort and the base year of each (R ``did`` conventions)."""
+    last_pre = periods[periods + anticipation < cohort]
+    universal = last_pre[-1]
+    if base_period == "varying":
+        years = periods[1:]
+        base = np.where(years < cohort, periods[:-1], universal)
+    else:
+        years = periods
+        base = np.full(len(years), universal)
+    return years, base
+
+
+def att_gt(
+    frame: pd.DataFrame | PanelArrays,
+    outcome: str = "",
+    *,
+    control_group: ControlGroup = "never_joined",
+    anticipation: int = 0,
+    covariates: tuple[str, ...] | list[str] = (),
+    est_method: EstMethod = "dr",
+    base_period: BasePeriod = "varying",
+    unbalanced: Unbalanced = "balance",
+    cluster: str = "school",
+    stage: str = "did_staggered",
+) -> GroupTimeResult:
+    r"""Estimate every ATT(g, t) with its influence function.
+
+    Parameters
+    ----------
+    frame
+        School × year frame with canonical columns (or prepared :class:`PanelArrays`).
+    outcome
+        Outcome column.
+    control_group
+        ``"never_joined"``: schools that never join (within the data);
+        ``"not_yet_joined"``: also schools that join after ``max(t, base) + anticipation``.
+    anticipation
+        Years before joining in which schools may already react; the base
+        period of cohort ``g`` is the last year before ``g − anticipation``.
+    covariates
+        Covariates for conditional parallel trends (their base-year values are used).
+    est_method
+        ``"dr"`` (doubly robust), ``"ipw"`` or ``"reg"`` (outcome regression).
+        Without covariates all give the unconditional estimator.
+    base_period
+        ``"varying"`` (pre-period cells compare consecutive years, as R ``did``'s
+        default) or ``"universal"`` (every cell compares with ``g − anticipation − 1``).
+    unbalanced
+        ``"balance"``: keep only schools with the outcome (and covariates) in
+        every year, reporting the others (R ``did``'s default);
+        ``"available_pairs"``: each cell uses the schools observed in both of its years.
+    cluster
+        Clustering level of the influence functions: ``school``, ``trust`` or ``local_authority``.
+    stage
+        Name recorded with the exclusions.
+
+    Returns
+    -------
+    GroupTimeResult
+
+    Raises
+    ------
+    EstimationError
+        No usable cohort, no comparison schools (e.g. no never-joined schools
+        with ``control_group="never_joined"``), a single cohort with no
+        never-joined schools, or collinear covariates; each message names the
+        option to change.
+
+    Notes
+    -----
+    For cohort :math:`g` and year :math:`t` with base year :math:`b`,
+
+    .. math:: ATT(g,t) = E[Y_t - Y_b \mid G=g] - E[Y_t - Y_b \mid C],
+
+    with :math:`C` the comparison group (covariate-adjusted by outcome
+    regression, IPW or DR; Callaway & Sant'Anna 2021, *J. Econometrics*
+    225(2), eqs. 2.6–2.8).  Each cell's influence function is scaled by
+    :math:`n / n_{gt}` and placed in the rows of the cell's schools, so that
+    covariances between cells and aggregations follow from sums over schools
+    (clusters).  Without covariates all cells of a cohort are computed at once (schools × cells
+    matrices); with covariates the loop runs over cells, each vectorised over schools.
+    """
+    sample = SampleReport()
+    warnings: list[str] = []
+    covariates = tuple(covariates)
+    if est_method not in twoperiod.ESTIMATORS:
+        raise EstimationError(f"est_method must be one of 'dr', 'ipw', 'reg'; got {est_method!r}.", user_error=True)
+    if control_group not in ("never_joined", "not_yet_joined"):
+        raise EstimationError(
+            f"control_group must be 'never_joined' or 'not_yet_joined'; got {control_group!r}.", user_error=True
+        )
+    arrays = frame if isinstance(frame, PanelArrays) else panel_arrays(frame, outcome, covariates=covariates, cluster=cluster)
+    sample.n_rows_in = int((~np.isnan(arrays.y)).sum())
+    arrays = _drop_unusable_cohorts(arrays, anticipation, sample, warnings, stage)
+    if unbalanced == "balance":
+        arrays = balance(arrays, sample, stage=stage)
+    arrays, controls_only = _check_design(arrays, control_group, anticipation, sample, warnings, stage)
+    if covariates:
+        _check_collinear(arrays)
+
+    periods = arrays.periods
+    cohort = arrays.cohort
+    n = arrays.n_units
+    observed = ~np.isnan(arrays.y)
+    if covariates:
+        observed &= ~np.isnan(arrays.x).any(axis=2)
+    estimator = twoperiod.ESTIMATORS[est_method] if covariates else None
+    cohorts = np.array(sorted(g for g in np.unique(cohort) if np.isfinite(g) and g not in controls_only))
+    period_index = {int(p): j for j, p in enumerate(periods)}
+    max_year = periods[-1] if not controls_only else min(controls_only) - anticipation - 1
+
+    rows: list[dict] = []
+    columns: list[np.ndarray] = []
+    terms: list[np.ndarray] = []
+    for g in cohorts:
+        years, bases = _base_periods(periods, g, anticipation, base_period)
+        keep = years <= max_year
+        years, bases = years[keep], bases[keep]
+        jt = np.array([period_index[int(t)] for t in years], dtype=int)
+        jb = np.array([period_index[int(b)] for b in bases], dtype=int)
+        both = observed[:, jt] & observed[:, jb]
+        treat = (cohort == g)[:, None] & both
+        ctrl = is_control(cohort[:, None], g, years[None, :], bases[None, :], control_group, anticipation) & both
+        n1, n0 = treat.sum(axis=0), ctrl.sum(axis=0)
+        block = np.zeros((n, len(years)))
+        att = np.full(len(years), np.nan)
+        att[years == bases] = 0.0
+        estimable = (years != bases) & (n1 > 0) & (n0 > 0)
+        if estimator is None:
+            # Unconditional: every cell of the cohort at once (difference in mean changes; see twoperiod.unconditional).
+            dy = np.where(both, arrays.y[:, jt] - arrays.y[:, jb], 0.0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                m1 = (dy * treat).sum(axis=0) / n1
+                m0 = (dy * ctrl).sum(axis=0) / n0
+                p1 = n1 / (n1 + n0)
+                inf = treat * (dy - m1) / p1 - ctrl * (dy - m0) / (1 - p1)
+            att[estimable] = (m1 - m0)[estimable]
+            block[:, estimable] = (inf * (n / (n1 + n0)))[:, estimable]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                scale = n / (n1 + n0)
+                term = np.column_stack([scale / p1, m1, -scale / (1 - p1), m0])
+            terms.append(np.where(estimable[:, None], term, 0.0))
+        else:
+            for k in np.flatnonzero(estimable):
+                cell = treat[:, k] | ctrl[:, k]
+                dy = arrays.y[cell, jt[k]] - arrays.y[cell, jb[k]]
+                x = np.column_stack([np.ones(cell.sum()), arrays.x[cell, jb[k], :]])
+                att[k], inf_k = estimator(dy, treat[cell, k], x)
+                block[cell, k] = inf_k * (n / (n1[k] + n0[k]))
+        for k in range(len(years)):
+            rows.append(
+                {"cohort": g, "year": int(years[k]), "base_year": int(bases[k]), "n_treated": int(n1[k]),
+                 "n_control": int(n0[k]), "att": float(att[k])}
+            )
+        columns.append(block)
+
+    cells = pd.DataFrame(rows, columns=["cohort", "year", "base_year", "n_treated", "n_control", "att"])
+    cells["event_time"] = (cells["year"] - cells["cohort"]).astype(int)
+    cells["post"] = cells["year"] >= cells["cohort"]
+    influence = np.hstack(columns) if columns else np.zeros((n, 0))
+    sums = cluster_sum(influence, arrays.clusters, arrays.n_clusters)
+    cells["std_error"] = np.sqrt((sums**2).sum(axis=0)) / n
+    cells.loc[cells["att"].isna(), "std_error"] = np.nan
+    empty = cells.loc[cells["att"].isna()]
+    if len(empty):
+        warnings.append(
+            f"{len(empty)} group-time cells have no joining or no comparison schools observed in both years and are "
+            f"left out (e.g. cohort {empty['cohort'].iloc[0]:.0f}, year {empty['year'].iloc[0]})."
+        )
+    cohort_share = {float(g): float(np.mean(cohort == g)) for g in cohorts}
+    cells = cells[["cohort", "year", "base_year", "event_time", "post", "att", "std_error", "n_treated", "n_control"]]
+    fully_observed = bool(observed.all())
+    cell_terms = np.vstack(terms) if estimator is None and fully_observed and terms else None
+    return GroupTimeResult(
+        cells=cells,
+        influence=influence,
+        arrays=arrays,
+        cohort_share=cohort_share,
+        options={
+            "control_group": control_group,
+            "anticipation": int(anticipation),
+            "covariates": list(covariates),
+            "est_method": est_method if covariates else "unconditional",
+            "base_period": base_period,
+            "unbalanced": unbalanced,
+            "cluster": arrays.cluster_note,
+            "n_clusters": arrays.n_clusters,
+        },
+        sample=sample,
+        warnings=warnings,
+        cell_terms=cell_terms,
+    )
+
+
+def _drop_unusable_cohorts(
+    arrays: PanelArrays, anticipation: int, sample: SampleReport, warnings: list[str], stage: str
+) -> PanelArrays:
+    """Drop cohorts with no year before ``g − anticipation`` (joined before the data or in its first year)."""
+    first = arrays.periods[0]
+    early = np.isfinite(arrays.cohort) & (arrays.cohort <= first + anticipation)
+    if early.any():
+        bad = sorted({int(g) for g in arrays.cohort[early]})
+        shown = ", ".join(map(str, bad[:8])) + (" …" if len(bad) > 8 else "")
+        sample.exclude(
+            f"joined in or before the first year ({first}) + anticipation: no pre-joining year to compare with",
+            int((~np.isnan(arrays.y[early])).sum()),
+            int(early.sum()),
+            stage=stage,
+            detail=f"cohorts {shown}",
+        )
+        warnings.append(
+            f"Cohorts {shown} have no year before joining in the data (first year {first}, anticipation {anticipation}); "
+            f"their {int(early.sum())} schools are excluded."
+        )
+    late = np.isfinite(arrays.cohort) & (arrays.cohort - anticipation > arrays.periods[-1])
+    cohort = arrays.cohort.copy()
+    if late.any():
+        cohort[late] = NEVER
+        sample.exclude(
+            f"joined after the last year ({arrays.periods[-1]}): used as never joined within the data",
+            0,
+            int(late.sum()),
+            stage=stage,
+        )
+    kept = PanelArrays(**{**arrays.__dict__, "cohort": cohort})
+    return kept.subset(~early) if early.any() else kept
+
+
+def _check_design(
+    arrays: PanelArrays, control_group: str, anticipation: int, sample: SampleReport, warnings: list[str], stage: str
+) -> tuple[PanelArrays, set]:
+    cohort = arrays.cohort
+    finite = np.unique(cohort[np.isfinite(cohort)])
+    n_never = int((cohort == NEVER).sum())
+    if len(finite) == 0:
+        raise EstimationError(
+            "No school joins during the data years, so there is no cohort to estimate an effect for. "
+            "Check columns.join_year and data.exclude_years.",
+            user_error=True,
+        )
+    if control_group == "never_joined" and n_never == 0:
+        raise EstimationError(
+            "comparison: never_joined was requested but no school in the analysis sample never joined. "
+            "Set comparison: not_yet_joined to compare with schools that join later.",
+            user_error=True,
+        )
+    controls_only: set = set()
+    if len(finite) == 1 and n_never > 0:
+        warnings.append(
+            f"All joining schools joined in {int(finite[0])}: there is no staggering, so each ATT(g,t) is a 2x2 "
+            "comparison with the comparison schools (method: did_2x2 or did_twfe give the same kind of estimate)."
+        )
+    if n_never == 0:
+        if len(finite) == 1:
+            raise EstimationError(
+                f"Every school joined in the same year ({int(finite[0])}) and none never joined, so the staggered "
+                "estimator has no comparison group (it degenerates). Use method: did_2x2 with a comparison group, "
+                "or add never-joined schools.",
+                user_error=True,
+            )
+        last = float(finite[-1])
+        controls_only = {last}
+        warnings.append(
+            f"No never-joined schools: the last cohort ({int(last)}) serves only as the comparison group and years from "
+            f"{int(last - anticipation)} on are not estimated (as R did with control_group = 'notyettreated')."
+        )
+        sample.exclude(
+            f"last cohort {int(last)} used only as comparison (no never-joined schools)",
+            0,
+            int((cohort == last).sum()),
+            stage=stage,
+            changes_estimand=True,
+        )
+    if arrays.n_clusters < 30:
+        from evaltool.estimators.common import few_clusters_warning
+
+        warnings.append(few_clusters_warning(arrays.n_clusters, arrays.cluster_note.split(" (")[0].replace(" ", "_")))
+    return arrays, controls_only
+
+
+def _check_collinear(arrays: PanelArrays) -> None:
+    x = arrays.x.reshape(-1, arrays.x.shape[2])
+    x = x[~np.isnan(x).any(axis=1)]
+    design = np.column_stack([np.ones(len(x)), x])
+    rank = np.linalg.matrix_rank(design)
+    if rank < design.shape[1]:
+        names = list(arrays.covariates)
+        constant = [names[j] for j in range(len(names)) if np.ptp(x[:, j]) == 0]
+        detail = f" ({', '.join(constant)} constant)" if constant else ""
+        raise EstimationError(
+            f"The covariates {names} are collinear{detail}: the design has rank {rank} < {design.shape[1]}. "
+            "Remove a redundant covariate from the analysis's covariates.",
+            user_error=True,
+        )
