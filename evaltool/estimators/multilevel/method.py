@@ -252,16 +252,11 @@ def _fit_with(frame: pd.DataFrame, outcome: str, spec: MultilevelOptions, extra:
                      trust=spec.trust_intercept)
 
 
-def figures(result: AnalysisResult) -> dict:
-    return {}
-
-
 register(
     Method(
         name="multilevel",
         options=MultilevelOptions,
         run=run,
         summary="Linear mixed model: pupils in schools (in trusts), or years within schools; fast exact REML/ML.",
-        figures=figures,
     )
 )

@@ -108,16 +108,17 @@ def fit_mixedlm(
     )
 
 
-def _school_dummies(trusts: np.ndarray, school_codes: np.ndarray) -> np.ndarray:
-    """Per-row design of the school variance component within each trust group.
+def _school_dummies(trusts: np.ndarray, school_codes: np.ndarray) -> dict:
+    """MixedLM's ``exog_vc`` for a school variance component nested in trust groups.
 
-    MixedLM takes one dense matrix whose columns, within each group, are the school dummies;
-    columns are numbered by the school's rank inside its trust, so the matrix has as many
-    columns as the largest trust has schools.
+    ``{trust: matrix}``: for each trust, its rows (in data order) × one 0/1 column per school of
+    that trust.  A loop over trusts (not rows), as MixedLM itself works group by group.
     """
     frame = pd.DataFrame({"trust": trusts, "school": school_codes})
-    rank = frame.drop_duplicates().assign(k=lambda d: d.groupby("trust").cumcount()).set_index(["trust", "school"])["k"]
-    k = rank.reindex(pd.MultiIndex.from_frame(frame)).to_numpy()
-    out = np.zeros((len(frame), int(k.max()) + 1))
-    out[np.arange(len(frame)), k] = 1.0
+    out = {}
+    for trust, rows in frame.groupby("trust", sort=False).indices.items():
+        codes, _ = pd.factorize(frame["school"].to_numpy()[rows])
+        matrix = np.zeros((len(rows), int(codes.max()) + 1))
+        matrix[np.arange(len(rows)), codes] = 1.0
+        out[trust] = matrix
     return out
