@@ -67,8 +67,11 @@ def fit_mixedlm(
                 exog_vc={"school": _school_dummies(np.asarray(trusts), school_codes)},
             )
         fit = model.fit(reml=reml)
+    # MixedLM warns and retries with other optimisers; only a final failure, or a Hessian that is
+    # not positive definite (invalid standard errors), makes the fit unusable.
     problems = [str(w.message) for w in caught if issubclass(w.category, SMConvergenceWarning)]
-    if not fit.converged or problems:
+    hessian = [p for p in problems if "Hessian" in p]
+    if not fit.converged or hessian:
         raise EstimationError(
             "The mixed model (statsmodels MixedLM) did not converge"
             + (f": {'; '.join(sorted(set(problems)))}" if problems else "")
