@@ -1,4 +1,6 @@
 """Estimators.  Importing this package registers every built-in method."""
 
-from evaltool.estimators import did  # noqa: F401
-from evaltool.estimators import multilevel  # noqa: F401
+from evaltool.estimators import (
+    did,  # noqa: F401
+    multilevel,  # noqa: F401
+)

@@ -194,7 +194,7 @@ def pupil_interactions(
         names = list(fit.params.index)
         cov = fit.cov_params.to_numpy()
         inter = [names.index(f"{treated}:{column}[{code}]") for code, _ in kept[1:]]
-        for i, (code, row) in enumerate(kept):
+        for i, (_code, row) in enumerate(kept):
             c = np.zeros(len(names))
             c[names.index(treated)] = 1.0
             p_inter = np.nan

@@ -300,7 +300,6 @@ def fit_fast_lmm(
     if n - p <= 0:
         raise EstimationError(f"Only {n} rows for {p} fixed effects; the model cannot be estimated.", user_error=True)
     s = cluster_statistics(y, X, Z, codes, len(labels))
-    n_theta = q * (q + 1) // 2
     diagonal = np.array([i == j for i in range(q) for j in range(i + 1)])
     theta0 = np.where(diagonal, 1.0, 0.0)
     bounds = [(0.0, None) if d else (None, None) for d in diagonal]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import covers, pupil_truth, run_config
+from ml_helpers import covers, pupil_truth, run_config
 
 from evaltool.config import parse_config
 from evaltool.errors import ConfigError
