@@ -115,15 +115,22 @@ def profiled_deviance(theta: np.ndarray, s: ClusterStatistics, reml: bool) -> _P
     """
     q, p, n = s.q, s.p, s.n
     lam = theta_to_lambda(theta, q)
-    lt_ztz = np.einsum("ji,gjk->gik", lam, s.ZtZ)
-    m = np.eye(q) + lt_ztz @ lam
-    chol = np.linalg.cholesky(m)
-    logdet_m = 2.0 * float(np.log(np.diagonal(chol, axis1=1, axis2=2)).sum())
-    lt_ztx = np.einsum("ji,gjp->gip", lam, s.ZtX)
-    lt_zty = s.Zty @ lam
-    rhs = np.concatenate([lt_ztx, lt_zty[:, :, None]], axis=2)
-    sol = np.linalg.solve(m, rhs)
-    cross = np.einsum("gip,gik->pk", rhs, sol)
+    if q == 1:  # random intercepts: M_g is a scalar, so no batched factorisations
+        t2 = float(lam[0, 0]) ** 2
+        m = 1.0 + t2 * s.ZtZ[:, 0, 0]
+        logdet_m = float(np.log(m).sum())
+        rhs = np.concatenate([s.ZtX[:, 0, :], s.Zty], axis=1)
+        cross = (rhs * (t2 / m)[:, None]).T @ rhs
+    else:
+        lt_ztz = np.einsum("ji,gjk->gik", lam, s.ZtZ)
+        m = np.eye(q) + lt_ztz @ lam
+        chol = np.linalg.cholesky(m)
+        logdet_m = 2.0 * float(np.log(np.diagonal(chol, axis1=1, axis2=2)).sum())
+        lt_ztx = np.einsum("ji,gjp->gip", lam, s.ZtX)
+        lt_zty = s.Zty @ lam
+        rhs = np.concatenate([lt_ztx, lt_zty[:, :, None]], axis=2)
+        sol = np.linalg.solve(m, rhs)
+        cross = np.einsum("gip,gik->pk", rhs, sol)
     XVX = s.XtX - cross[:p, :p]
     XVy = s.Xty - cross[:p, p]
     yVy = s.yty - cross[p, p]
@@ -317,6 +324,15 @@ def fit_fast_lmm(
         bounds=bounds,
         options={"maxiter": max_iterations, "ftol": 1e-15, "gtol": 1e-10, "maxls": 50},
     )
+    if opt.success and np.isfinite(opt.fun):
+        # Polish with Powell (line searches on function values only): L-BFGS-B's finite-difference
+        # gradients are accurate to only ~1e-8·|deviance|/step, which leaves flat directions
+        # (large school variances) loose at about 1e-4; Powell pins θ to ~1e-8.
+        polish = optimize.minimize(objective, opt.x, method="Powell", bounds=bounds,
+                                   options={"xtol": 1e-10, "ftol": 1e-15, "maxiter": max_iterations})
+        if polish.success and polish.fun <= opt.fun:
+            opt = optimize.OptimizeResult({**opt, "x": polish.x, "fun": polish.fun, "nit": opt.nit + polish.nit,
+                                           "message": f"{opt.message}; Powell polish: {polish.message}"})
     if not opt.success or not np.isfinite(opt.fun):
         raise EstimationError(
             f"The mixed model did not converge (L-BFGS-B after {opt.nit} iterations: {opt.message}). No estimates are "
