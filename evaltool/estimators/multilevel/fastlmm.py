@@ -324,21 +324,24 @@ def fit_fast_lmm(
         bounds=bounds,
         options={"maxiter": max_iterations, "ftol": 1e-15, "gtol": 1e-10, "maxls": 50},
     )
-    if opt.success and np.isfinite(opt.fun):
-        # Polish with Powell (line searches on function values only): L-BFGS-B's finite-difference
-        # gradients are accurate to only ~1e-8·|deviance|/step, which leaves flat directions
-        # (large school variances) loose at about 1e-4; Powell pins θ to ~1e-8.
-        polish = optimize.minimize(objective, opt.x, method="Powell", bounds=bounds,
-                                   options={"xtol": 1e-10, "ftol": 1e-15, "maxiter": max_iterations})
-        if polish.success and polish.fun <= opt.fun:
-            opt = optimize.OptimizeResult({**opt, "x": polish.x, "fun": polish.fun, "nit": opt.nit + polish.nit,
-                                           "message": f"{opt.message}; Powell polish: {polish.message}"})
-    if not opt.success or not np.isfinite(opt.fun):
+    # Polish with Powell (line searches on function values only). L-BFGS-B's finite-difference
+    # gradients are accurate to only ~1e-8·|deviance|/step: flat directions (large school
+    # variances) stay loose at ~1e-4, and its line search can stop "ABNORMAL" next to the optimum.
+    # The fit is accepted when either optimiser reports success; the best point is kept.
+    start = opt.x if np.isfinite(opt.fun) else theta0
+    polish = optimize.minimize(objective, start, method="Powell", bounds=bounds,
+                               options={"xtol": 1e-10, "ftol": 1e-15, "maxiter": max_iterations})
+    converged = bool((opt.success or polish.success) and np.isfinite(min(opt.fun, polish.fun)))
+    best = polish if polish.fun <= opt.fun else opt
+    message = f"L-BFGS-B: {opt.message}; Powell: {polish.message}"
+    n_iterations = int(opt.nit + polish.nit)
+    if not converged:
         raise EstimationError(
-            f"The mixed model did not converge (L-BFGS-B after {opt.nit} iterations: {opt.message}). No estimates are "
-            "reported. Try: centring and scaling covariates (e.g. prior attainment in SD units), removing random slopes, "
-            "or fitting by ML (reml: false).",
+            f"The mixed model did not converge ({message}; {n_iterations} iterations). No estimates are reported. "
+            "Try: centring and scaling covariates (e.g. prior attainment in SD units), removing random slopes, or "
+            "fitting by ML (reml: false).",
         )
+    opt = best
     theta = np.asarray(opt.x, dtype=float)
     prof = profiled_deviance(theta, s, reml)
     sigma2 = prof.rss / (n - p if reml else n)
@@ -357,9 +360,9 @@ def fit_fast_lmm(
         reml=reml,
         n_obs=n,
         n_groups=len(labels),
-        n_iterations=int(opt.nit),
+        n_iterations=n_iterations,
         converged=True,
-        message=str(opt.message),
+        message=message,
         boundary=boundary,
         random_effects=pd.DataFrame(blups, index=pd.Index(labels, name="group"), columns=random_names),
         group_sizes=s.n_per_cluster,

@@ -150,7 +150,7 @@ def test_non_convergence_fails_the_analysis_with_the_optimiser_message(small_stu
     run = run_config(folder, "  - {name: ml, method: multilevel}\n", name="conv.yaml")
     result = run.analyses[0]
     assert result.status == "failed" and result.estimates == []
-    assert "did not converge (L-BFGS-B after" in result.error
+    assert "did not converge (L-BFGS-B: " in result.error
     assert "TOTAL NO. OF ITERATIONS REACHED LIMIT" in result.error
     assert "No estimates are reported" in result.error
 
