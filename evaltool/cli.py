@@ -129,7 +129,8 @@ def schema(indent: int) -> None:
 @_guard
 def simulate(seed: int, schools: int, out: Path, pretrend_slope: float, effect_scale: float, overwrite: bool) -> None:
     """Generate realistic English school data with known true effects."""
-    from evaltool.data.simulate import SimulationSettings, simulate as make, write_simulation
+    from evaltool.data.simulate import SimulationSettings, write_simulation
+    from evaltool.data.simulate import simulate as make
     from evaltool.results.writer import atomic_folder
 
     settings = SimulationSettings(seed=seed, n_schools=schools, pretrend_slope=pretrend_slope, effect_scale=effect_scale)

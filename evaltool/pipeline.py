@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +116,7 @@ def run_analyses(config: Config, study: StudyData | None = None) -> RunResult:
     message; the others still run.  Errors in the config or data raise before
     any analysis runs.
     """
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     study = study if study is not None else load_study(config)

@@ -45,7 +45,7 @@ class Config(ConfigBase):
     def resolve(self, path: Path) -> Path:
         """Resolve a path from the config relative to the config's folder."""
         path = Path(path).expanduser()
-        return path if path.is_absolute() else (self.base_dir / path)
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
 
     def where(self, loc: Loc) -> str:
         """``"key.path (file.yaml:L:C)"`` for messages about a config key."""
@@ -154,8 +154,15 @@ def _parse_yaml(text: str, source: Path | None) -> tuple[Any, dict[Loc, tuple[in
     return data, positions
 
 
+_PLAIN_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+
+
 def _construct(loader: _Loader, node: yaml.Node, loc: Loc, positions: dict, source: Path | None) -> Any:
     positions[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"the tag {node.tag!r} is not allowed (configs hold plain values only)", node.start_mark
+        )
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
         result: dict[Any, Any] = {}
@@ -219,6 +226,8 @@ def _describe_error(err: dict, data: Any, model: type[BaseModel], source: Path |
         hint = _did_you_mean(str(key), fields_here or [])
         allowed = f" Allowed keys here: {', '.join(sorted(fields_here))}." if fields_here else ""
         return f"{describe_key(loc, source, positions)}: unknown key '{key}'{hint}.{allowed}"
+    if kind == "literal_error" and loc[-1:] == ("method",) and loc[:1] == ("analyses",):
+        kind, err = "union_tag_invalid", {**err, "ctx": {"tag": got}}
     if kind == "missing":
         return f"{describe_key(loc, source, positions)}: required key is missing."
     if kind in ("union_tag_invalid", "union_tag_not_found"):

@@ -44,6 +44,13 @@ class CoercionLog:
             self.markers.setdefault(column, {})[marker] = self.markers.get(column, {}).get(marker, 0) + int(count)
 
 
+def as_float(values: pd.Series) -> pd.Series:
+    """Plain float64 with NaN for missing (never pandas' nullable Float64)."""
+    if isinstance(values.dtype, np.dtype) and values.dtype == np.float64:
+        return values
+    return pd.Series(values.to_numpy(dtype="float64", na_value=np.nan), index=values.index, name=values.name)
+
+
 def _examples(values: pd.Series, n: int = 3) -> str:
     uniq = list(dict.fromkeys(values.astype(str).tolist()))[:n]
     return ", ".join(repr(v) for v in uniq)
@@ -57,10 +64,8 @@ def to_numeric(series: pd.Series, *, column: str, role: str, where: str, log: Co
     DataError
         If any value is text that is not a known missing marker.
     """
-    if pd.api.types.is_bool_dtype(series):
-        return series.astype(float)
-    if pd.api.types.is_numeric_dtype(series):
-        return series.astype(float)
+    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+        return as_float(series)
     text = series.astype("string").str.strip()
     lowered = text.str.lower()
     is_marker = lowered.isin(list(MISSING_MARKERS))
@@ -69,7 +74,7 @@ def to_numeric(series: pd.Series, *, column: str, role: str, where: str, log: Co
         log.add(column, str(marker), int((lowered == marker).sum()))
     cleaned = text.mask(is_marker | text.eq(""), pd.NA).mask(is_zero, "0")
     cleaned = cleaned.str.replace(",", "", regex=False)  # thousands separators
-    numbers = pd.to_numeric(cleaned, errors="coerce")
+    numbers = as_float(pd.to_numeric(cleaned, errors="coerce"))
     bad = numbers.isna() & cleaned.notna()
     if bad.any():
         raise DataError(
@@ -77,7 +82,7 @@ def to_numeric(series: pd.Series, *, column: str, role: str, where: str, log: Co
             f"row{'s' if bad.sum() != 1 else ''}, e.g. {_examples(cleaned[bad])}. Fix those cells, or leave them empty "
             f"(or use 'c'/'x'/'z') if the value is missing."
         )
-    return numbers.astype(float)
+    return numbers
 
 
 _ACADEMIC = re.compile(r"^(\d{4})\s*[/-]\s*(\d{2}|\d{4})$")
@@ -91,16 +96,16 @@ def to_year(series: pd.Series, *, column: str, role: str, where: str, allow_miss
     code 201819; the academic year 2018/19 is the year 2019 (summer exams).
     """
     if pd.api.types.is_numeric_dtype(series):
-        values = series.astype(float)
+        values = as_float(series)
         values = values.where(~_is_dfe_period_number(values), np.floor(values / 100) + 1)
     else:
         text = series.astype("string").str.strip()
         academic = text.str.extract(_ACADEMIC)
         dfe = text.str.extract(_DFE_PERIOD)
-        values = pd.to_numeric(text, errors="coerce").astype(float)
+        values = as_float(pd.to_numeric(text, errors="coerce"))
         values = values.where(~_is_dfe_period_number(values), np.nan)
-        values = values.fillna(pd.to_numeric(academic[0], errors="coerce") + 1)
-        values = values.fillna(pd.to_numeric(dfe[0], errors="coerce") + 1)
+        values = values.fillna(as_float(pd.to_numeric(academic[0], errors="coerce")) + 1)
+        values = values.fillna(as_float(pd.to_numeric(dfe[0], errors="coerce")) + 1)
         bad = values.isna() & text.notna() & text.ne("")
         if bad.any():
             raise DataError(
@@ -132,10 +137,10 @@ def _is_dfe_period_number(values: pd.Series) -> pd.Series:
 def to_indicator(series: pd.Series, *, column: str, role: str, where: str) -> pd.Series:
     """Coerce 0/1, true/false, yes/no to float 0.0/1.0 (NaN where empty)."""
     if pd.api.types.is_bool_dtype(series):
-        return series.astype(float)
+        return as_float(series)
     mapping = {"1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0, "true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0, "y": 1.0, "n": 0.0}
     text = series.astype("string").str.strip().str.lower()
-    values = text.map(mapping, na_action="ignore").astype(float)
+    values = as_float(text.map(mapping, na_action="ignore"))
     bad = values.isna() & text.notna() & text.ne("")
     if bad.any():
         raise DataError(

@@ -85,7 +85,7 @@ class SchoolPanel:
         in_window = joined[~joined["joined_before_data"]]
         cohorts = in_window["join_year"].astype(int).value_counts().sort_index()
         return {
-            "file": str(self.path) if self.path else None,
+            "file": self.path.name if self.path else None,
             "n_rows": int(len(self.frame)),
             "n_schools": int(len(schools)),
             "years": self.years,
@@ -130,7 +130,7 @@ def check_columns(frame: pd.DataFrame, specs: list[ColumnSpec], where: str, loca
         return
     lines = []
     for spec in missing:
-        close = difflib.get_close_matches(spec.column, [str(c) for c in frame.columns], n=1, cutoff=0.6)
+        close = difflib.get_close_matches(spec.column, [str(c) for c in frame.columns], n=1, cutoff=0.5)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         lines.append(f"  - '{spec.column}' ({spec.role}), mapped by {locate(spec.key)}{hint}")
     shown = ", ".join(str(c) for c in list(frame.columns)[:25])
@@ -162,7 +162,7 @@ def build_panel(
     ``exclude_years``, are excluded and counted.
     """
     check_columns(raw, specs, where, locate)
-    by_role = {s.role: s for s in specs if s.column in raw.columns}
+    by_role = {s.role: s for s in specs if s.column in raw.columns and s.role not in ("outcome", "covariate")}
     log = CoercionLog()
     report = SampleReport(n_rows_in=len(raw))
     frame = pd.DataFrame(index=raw.index)
@@ -219,7 +219,7 @@ def build_panel(
         frame=frame,
         outcomes=list(outcomes),
         covariates=list(covariates),
-        source_columns={s.role: s.column for s in specs},
+        source_columns={s.role: s.column for s in specs if s.role not in ("outcome", "covariate")},
         path=path,
         report=report,
         missing={k: v for k, v in missing.items() if v},

@@ -2,7 +2,7 @@
 
 The simulator produces four coherent tables and the exact truth of every effect:
 
-* ``panel`` (school × year), ``subgroups`` (school × year × pupil subgroup) and
+* ``panel`` (school x year), ``subgroups`` (school x year x pupil subgroup) and
   ``pupils`` (pupil level, only ``settings.pupil_years``) are all computed from
   one set of simulated pupils, so the school means are the means of the pupils;
 * ``trusts`` (one row per trust) holds the collaboration type, the federation
@@ -24,6 +24,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
+from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
@@ -196,9 +197,9 @@ class SimulationSettings:
         Seed of the :class:`numpy.random.Generator`; the same settings always give
         identical data.
     n_schools
-        Number of secondary schools (2–50,000; URNs are drawn from 100000–149999).
+        Number of secondary schools (2-50,000; URNs are drawn from 100000-149999).
     n_local_authorities
-        Number of local authorities (distinct 3-digit codes 201–938).
+        Number of local authorities (distinct 3-digit codes 201-938).
     first_year, last_year
         Academic years of the panel, named by the summer exam year.
     cohorts
@@ -208,15 +209,15 @@ class SimulationSettings:
         Approximate share of all schools that join a trust in one of ``cohorts``.
     share_already_joined
         Share of schools that joined before the panel starts (join years
-        ``first_year − 3 … first_year − 1``); they are treated in every year.
+        ``first_year - 3 … first_year - 1``); they are treated in every year.
     pupils_per_school
-        Mean KS4 cohort size; school means vary (about 0.45–1.7 times this).
+        Mean KS4 cohort size; school means vary (about 0.45-1.7 times this).
     pupil_years
         Years written to the pupil-level table.
     pretrend_slope
         Slope (points per year) of the joiners' untreated outcome before joining:
-        ``pretrend_slope · (t − g)`` is added for ``t < g``.  0 means parallel
-        trends hold; −0.8 makes joiners decline by 0.8 points a year before joining.
+        ``pretrend_slope · (t - g)`` is added for ``t < g``.  0 means parallel
+        trends hold; -0.8 makes joiners decline by 0.8 points a year before joining.
     effect_scale
         Multiplies every treatment effect; 0 gives no effect anywhere.
     missing_outcome_rate, missing_covariate_rate
@@ -242,6 +243,7 @@ class SimulationSettings:
     share_unbalanced: float = 0.05
 
     def __post_init__(self) -> None:
+        """Validate every setting and normalise the year tuples (sorted ints)."""
         _check(_is_int(self.seed) and self.seed >= 0, "seed", "a non-negative int", self.seed)
         _check(_is_int(self.n_schools) and 2 <= self.n_schools <= 50_000, "n_schools", "an int in [2, 50000]",
                self.n_schools)
@@ -256,14 +258,14 @@ class SimulationSettings:
                    "a tuple of int years", value)
             _check(len(set(value)) == len(value), name, "a tuple of distinct years", value)
             _check(all(self.first_year <= v <= self.last_year for v in value), name,
-                   f"years within first_year … last_year ({self.first_year}–{self.last_year})", value)
+                   f"years within first_year … last_year ({self.first_year}-{self.last_year})", value)
             object.__setattr__(self, name, tuple(sorted(int(v) for v in value)))
         _check(len(self.cohorts) > 0, "cohorts", "a non-empty tuple of years", self.cohorts)
         for name in ("share_joining", "share_already_joined", "share_unbalanced"):
             value = getattr(self, name)
             _check(_is_real(value) and 0.0 <= value <= 1.0, name, "a float in [0, 1]", value)
         _check(self.share_joining + self.share_already_joined <= 1.0, "share_already_joined",
-               f"at most 1 − share_joining ({1.0 - self.share_joining:g})", self.share_already_joined)
+               f"at most 1 - share_joining ({1.0 - self.share_joining:g})", self.share_already_joined)
         for name in ("missing_outcome_rate", "missing_covariate_rate"):
             value = getattr(self, name)
             _check(_is_real(value) and 0.0 <= value < 1.0, name, "a float in [0, 1)", value)
@@ -281,11 +283,11 @@ class SimulatedData:
     Attributes
     ----------
     panel
-        School × year: ``urn, la_code, region, year, grading, attainment8,
+        School x year: ``urn, la_code, region, year, grading, attainment8,
         ks2_prior, fsm_pct, eal_pct, sen_pct, cohort_size, join_year, in_trust,
         trust_id``.  Means of the pupils, unrounded; some values missing.
     subgroups
-        School × year × subgroup (long): ``urn, year, subgroup_type, subgroup,
+        School x year x subgroup (long): ``urn, year, subgroup_type, subgroup,
         n_pupils, attainment8``; cells without pupils are omitted.
     pupils
         Pupil level for ``settings.pupil_years``: ``pupil_id, urn, year,
@@ -313,6 +315,7 @@ class SimulatedData:
 class _Schools:
     """School-level arrays; time-varying ones have shape (n_schools, n_years)."""
 
+    years: np.ndarray
     urn: np.ndarray
     la_code: np.ndarray
     region: np.ndarray
@@ -329,7 +332,7 @@ class _Schools:
 
 @dataclass(frozen=True)
 class _Trusts:
-    """Trust-level arrays and each school's trust (−1 for never joined)."""
+    """Trust-level arrays, and per school its trust (-1: never), join year (0: never) and early flag."""
 
     trust_id: np.ndarray
     start_year: np.ndarray
@@ -337,8 +340,9 @@ class _Trusts:
     hard: np.ndarray
     answers: np.ndarray
     n_schools: np.ndarray
-    already: np.ndarray
     school_trust: np.ndarray
+    join_year: np.ndarray
+    joined_early: np.ndarray
     selection_intercept: float | None
 
 
@@ -363,9 +367,9 @@ def _draw_schools(settings: SimulationSettings, years: np.ndarray, rng: np.rando
     Notes
     -----
     A latent deprivation ``dep = region offset + LA effect + school effect`` drives
-    ``fsm_pct = 26 + 10·dep`` (clipped to 5–60) and, negatively, the school's
-    latent KS2 mean (``104.9 − dep + N(0, 1.6²)``, between-school sd ≈ 2,
-    correlation with FSM ≈ −0.5).  EAL rises with the share of ethnic minority
+    ``fsm_pct = 26 + 10·dep`` (clipped to 5-60) and, negatively, the school's
+    latent KS2 mean (``104.9 - dep + N(0, 1.6²)``, between-school sd ≈ 2,
+    correlation with FSM ≈ -0.5).  EAL rises with the share of ethnic minority
     pupils, which is highest in London.  Characteristics drift by national
     trends plus school random walks.
     """
@@ -404,7 +408,7 @@ def _draw_schools(settings: SimulationSettings, years: np.ndarray, rng: np.rando
     # Time drifts: national trends plus school random walks.
     year = years.astype(float)
     national_fsm = -0.4 * (np.minimum(year, 2019) - 2015.5) + 0.6 * np.maximum(year - 2019, 0.0)
-    ks2_latent = (ks2_base[:, None] + 0.08 * (year - year[0])[None, :] + _random_walk(rng, (n, n_years), 0.25))
+    ks2_latent = ks2_base[:, None] + 0.08 * (year - year.mean())[None, :] + _random_walk(rng, (n, n_years), 0.25)
     fsm_pct = np.clip(fsm_base[:, None] + national_fsm[None, :] + _random_walk(rng, (n, n_years), 0.8), 5.0, 60.0)
     eal_pct = np.clip(
         100.0 * _logistic(eal_logit[:, None] + 0.03 * (year - year[0])[None, :]
@@ -427,6 +431,7 @@ def _draw_schools(settings: SimulationSettings, years: np.ndarray, rng: np.rando
                      + rng.normal(0.0, _SCHOOL_SD, size=n))
     observed = _draw_observed(settings, n_years, rng)
     return _Schools(
+        years=years,
         urn=urn,
         la_code=la_codes[la].astype(np.int64),
         region=region,
@@ -464,7 +469,7 @@ def _draw_observed(settings: SimulationSettings, n_years: int, rng: np.random.Ge
 
 
 def _split_sizes(n_members: int, rng: np.random.Generator) -> list[int]:
-    """Split ``n_members`` schools into trust sizes of 2–9 (most 2–4); one school stays alone."""
+    """Split ``n_members`` schools into trust sizes of 2-9 (most 2-4); one school stays alone."""
     sizes: list[int] = []
     remaining = n_members
     while remaining > 0:
@@ -479,11 +484,12 @@ def _split_sizes(n_members: int, rng: np.random.Generator) -> list[int]:
 
 
 def _group_into_trusts(members: np.ndarray, region: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
-    """Group schools into trusts of 2–9, within region where possible.
+    """Group schools into trusts of 2-9, within region where possible.
 
     Schools are grouped region by region; schools left alone in their region are
-    pooled across regions, and a last single school joins the smallest trust.
-    Only when there is a single school in total does a one-school trust result.
+    pooled across regions, and a last single school joins the smallest trust (or
+    pairs with a school taken from it when all have 9).  A school that is the only
+    member in total cannot form a trust and is left out (it never joins).
     """
     trusts: list[np.ndarray] = []
     singles: list[int] = []
@@ -493,19 +499,23 @@ def _group_into_trusts(members: np.ndarray, region: np.ndarray, rng: np.random.G
             singles.append(int(in_region[0]))
             continue
         bounds = np.cumsum([0, *_split_sizes(in_region.size, rng)])
-        trusts.extend(in_region[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True))
+        trusts.extend(in_region[a:b] for a, b in pairwise(bounds))
     pool = np.asarray(singles, dtype=np.int64)
     if pool.size == 1 and trusts:
         smallest = int(np.argmin([t.size for t in trusts]))
-        trusts[smallest] = np.append(trusts[smallest], pool)
-    elif pool.size > 0:
+        if trusts[smallest].size < _TRUST_SIZES[-1]:
+            trusts[smallest] = np.append(trusts[smallest], pool)
+        else:
+            trusts.append(np.append(trusts[smallest][-1:], pool))
+            trusts[smallest] = trusts[smallest][:-1]
+    elif pool.size > 1:
         bounds = np.cumsum([0, *_split_sizes(pool.size, rng)])
-        trusts.extend(pool[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True))
+        trusts.extend(pool[a:b] for a, b in pairwise(bounds))
     return trusts
 
 
 def _solve_intercept(linear: np.ndarray, target: float) -> float:
-    """Intercept ``α`` with ``mean(logistic(α + linear)) = target`` (bisection)."""
+    """Intercept ``alpha`` with ``mean(logistic(alpha + linear)) = target`` (bisection)."""
     low, high = -30.0, 30.0
     for _ in range(100):
         middle = (low + high) / 2.0
@@ -521,12 +531,12 @@ def _draw_trusts(settings: SimulationSettings, schools: _Schools, rng: np.random
 
     Notes
     -----
-    ``P(join) = logistic(α − 0.7·z(ks2) + 0.7·z(fsm))`` on the schools' baseline
-    (first-year) latent KS2 mean and FSM share, with ``α`` solved so that the
+    ``P(join) = logistic(alpha - 0.7·z(ks2) + 0.7·z(fsm))`` on the schools' baseline
+    (first-year) latent KS2 mean and FSM share, with ``alpha`` solved so that the
     expected number of cohort joiners is ``share_joining · n_schools``.  The
     already-joined schools are a simple random sample drawn first.  Each trust's
     start year is uniform over ``cohorts`` (already-joined trusts: uniform over
-    ``first_year − 3 … first_year − 1``), so joiners' cohorts are close to uniform.
+    ``first_year - 3 … first_year - 1``), so joiners' cohorts are close to uniform.
     Depth answers are ``Bernoulli(logistic(η_dimension + item offset))`` with a
     latent ``η`` per trust and dimension, higher for hard federations.
     """
@@ -570,6 +580,9 @@ def _draw_trusts(settings: SimulationSettings, schools: _Schools, rng: np.random
     school_trust = np.full(n, -1, dtype=np.int64)
     for k, group in enumerate(groups):
         school_trust[group] = k
+    joined = school_trust >= 0
+    join_year = np.zeros(n, dtype=np.int64)
+    join_year[joined] = start[school_trust[joined]]
     width = max(4, len(str(n_trusts)))
     return _Trusts(
         trust_id=np.asarray([f"TR{k + 1:0{width}d}" for k in range(n_trusts)], dtype=object),
@@ -578,8 +591,9 @@ def _draw_trusts(settings: SimulationSettings, schools: _Schools, rng: np.random
         hard=hard,
         answers=answers,
         n_schools=np.asarray([g.size for g in groups], dtype=np.int64),
-        already=start < settings.first_year,
         school_trust=school_trust,
+        join_year=join_year,
+        joined_early=joined & (join_year < settings.first_year),
         selection_intercept=float(alpha) if math.isfinite(alpha) else None,
     )
 
@@ -588,8 +602,61 @@ def _depth_organisation(answers: np.ndarray) -> np.ndarray:
     return answers[:, : len(DEPTH_ITEMS["organisation"])].mean(axis=1)
 
 
-def _draw_categories(cumulative_flat: np.ndarray, key: np.ndarray, uniform: np.ndarray, n_categories: int) -> np.ndarray:
-    """Inverse-CDF draws with a different distribution per ``key``, without a pupils × categories array.
+@dataclass(frozen=True)
+class _Design:
+    """Shocks, pre-trends and school-level effects, shape (n_schools, n_years) unless noted."""
+
+    year_shock: np.ndarray  # (n_years,)
+    school_year_shock: np.ndarray
+    pretrend: np.ndarray
+    treated: np.ndarray
+    school_tau: np.ndarray
+
+
+def _draw_design(
+    settings: SimulationSettings, schools: _Schools, trusts: _Trusts, rng: np.random.Generator
+) -> _Design:
+    """Year and school-year shocks, the joiners' pre-trend and the school part of the effect.
+
+    Notes
+    -----
+    ``d_t = 2 + random walk (steps N(0, 0.3²)) + grade inflation``; ``u_it ~ N(0, 1)``.
+    The school part of the effect is ``effect_scale·(base[type] + 0.5·hard
+    + 1.5·(depth_organisation - 0.5) + 0.4·min(t - g, 4) + 0.1·(max(cohorts) - g))``
+    for ``t >= g`` and 0 otherwise; the pupil extras are added in
+    :func:`_simulate_pupils`.
+    """
+    years = schools.years
+    steps = rng.normal(0.0, _YEAR_SHOCK_STEP_SD, size=years.size)
+    steps[0] = 0.0
+    inflation = np.asarray([_GRADE_INFLATION.get(int(t), 0.0) for t in years])
+    school_year_shock = rng.normal(0.0, _SCHOOL_YEAR_SD, size=schools.observed.shape)
+
+    trust = trusts.school_trust
+    joined = trust >= 0
+    g = np.where(joined, trusts.join_year, years[-1] + 1)[:, None]
+    t = years[None, :]
+    treated = joined[:, None] & (t >= g)
+    base_effect = np.asarray([_BASE_EFFECT[name] for name in COLLABORATION_TYPES])[trusts.type_index]
+    trust_part = (base_effect + _HARD_FEDERATION_EFFECT * trusts.hard
+                  + _DEPTH_ORGANISATION_EFFECT * (_depth_organisation(trusts.answers) - _DEPTH_CENTRE)
+                  + _COHORT_SLOPE * (max(settings.cohorts) - trusts.start_year))
+    school_part = np.zeros(trust.size)
+    school_part[joined] = trust_part[trust[joined]]
+    school_tau = settings.effect_scale * (school_part[:, None] + _EVENT_TIME_SLOPE * np.minimum(t - g, _EVENT_TIME_CAP))
+    return _Design(
+        year_shock=_YEAR_SHOCK_LEVEL + np.cumsum(steps) + inflation,
+        school_year_shock=school_year_shock,
+        pretrend=np.where(joined[:, None] & (t < g), settings.pretrend_slope * (t - g), 0.0),
+        treated=treated,
+        school_tau=np.where(treated, school_tau, 0.0),
+    )
+
+
+def _draw_categories(
+    cumulative_flat: np.ndarray, key: np.ndarray, uniform: np.ndarray, n_categories: int
+) -> np.ndarray:
+    """Inverse-CDF draws with a different distribution per ``key``, without a pupils x categories array.
 
     Row ``k`` of the cumulative table is shifted by ``k`` so the flattened table is
     increasing; ``searchsorted(k + u)`` then lands inside row ``k``.
@@ -616,24 +683,16 @@ class _Aggregates:
 
 
 def _simulate_pupils(
-    settings: SimulationSettings,
-    schools: _Schools,
-    years: np.ndarray,
-    year_shock: np.ndarray,
-    school_year_shock: np.ndarray,
-    pretrend: np.ndarray,
-    treated: np.ndarray,
-    school_tau: np.ndarray,
-    rng: np.random.Generator,
+    settings: SimulationSettings, schools: _Schools, design: _Design, rng: np.random.Generator
 ) -> tuple[_Aggregates, pd.DataFrame]:
     """Draw every pupil of every observed school-year, one year at a time.
 
     Notes
     -----
-    ``Y0 = 46 + a_i + d_t + u_it + pretrend_it + 1.2·(ks2 − 105) − 5·disadvantaged
-    − 4·sen + 2·female + e``, ``e ~ N(0, 12²)``.  Treated pupils get ``Y =
+    ``Y0 = 46 + a_i + d_t + u_it + pretrend_it + 1.2·(ks2 - 105) - 5·disadvantaged
+    - 4·sen + 2·female + e``, ``e ~ N(0, 12²)``.  Treated pupils get ``Y =
     clip(Y0 + τ_it + effect_scale·(1.5·disadvantaged + 1.0·low_prior + 0.5·eal))``
-    and the realised effect is ``Y − clip(Y0)``.
+    and the realised effect is ``Y - clip(Y0)``.
     """
     n, n_years = schools.observed.shape
     n_sub = len(SUBGROUPS)
@@ -647,7 +706,7 @@ def _simulate_pupils(
     pupil_years = set(settings.pupil_years)
     next_id = 1
     frames: list[pd.DataFrame] = []
-    for j, year in enumerate(years):
+    for j, year in enumerate(schools.years):
         rows = np.flatnonzero(schools.observed[:, j])
         local = np.repeat(np.arange(rows.size), schools.cohort_size[rows, j])
         school = rows[local]
@@ -663,15 +722,17 @@ def _simulate_pupils(
         ).astype(np.int64)
         ethnicity = _draw_categories(schools.ethnicity_cumulative, 2 * school + eal, rng.random(size),
                                      len(ETHNIC_GROUPS))
-        y0 = (_Y_INTERCEPT + schools.school_effect[school] + year_shock[j] + school_year_shock[school, j]
-              + pretrend[school, j] + _Y_KS2_SLOPE * (ks2 - _Y_KS2_CENTRE) + _Y_DISADVANTAGED * disadvantaged
-              + _Y_SEN * sen + _Y_FEMALE * female + rng.normal(0.0, _PUPIL_SD, size=size))
+        y0 = (_Y_INTERCEPT + schools.school_effect[school] + design.year_shock[j]
+              + design.school_year_shock[school, j] + design.pretrend[school, j]
+              + _Y_KS2_SLOPE * (ks2 - _Y_KS2_CENTRE) + _Y_DISADVANTAGED * disadvantaged + _Y_SEN * sen
+              + _Y_FEMALE * female + rng.normal(0.0, _PUPIL_SD, size=size))
         band = np.where(ks2 < 100, 0, np.where(ks2 < 110, 1, 2))
         extra = settings.effect_scale * (_SUBGROUP_EXTRA["disadvantaged"] * disadvantaged
                                          + _SUBGROUP_EXTRA["low_prior"] * (band == 0)
                                          + _SUBGROUP_EXTRA["eal"] * eal)
         y_untreated = np.clip(y0, low, high)
-        y = np.where(treated[school, j], np.clip(y0 + school_tau[school, j] + extra, low, high), y_untreated)
+        y = np.where(design.treated[school, j], np.clip(y0 + design.school_tau[school, j] + extra, low, high),
+                     y_untreated)
         effect = y - y_untreated
 
         def total(weights: np.ndarray, index: np.ndarray = local, length: int = rows.size) -> np.ndarray:
@@ -722,20 +783,18 @@ def _string_column(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
 
 
 def _build_panel(
-    settings: SimulationSettings,
-    schools: _Schools,
-    trusts: _Trusts,
-    years: np.ndarray,
-    agg: _Aggregates,
-    rng: np.random.Generator,
+    settings: SimulationSettings, schools: _Schools, trusts: _Trusts, agg: _Aggregates, rng: np.random.Generator
 ) -> pd.DataFrame:
-    """School × year means of the pupils, then missing values."""
+    """School x year means of the pupils, then missing values."""
+    years = schools.years
     i, j = np.nonzero(schools.observed)
     count = agg.count[i, j]
     trust = trusts.school_trust[i]
     joined = trust >= 0
-    join_year = np.where(joined, trusts.start_year[np.maximum(trust, 0)], 0)
+    join_year = trusts.join_year[i]
     year = years[j].astype(np.int64)
+    trust_id = np.full(i.size, None, dtype=object)
+    trust_id[joined] = trusts.trust_id[trust[joined]]
     panel = pd.DataFrame({
         "urn": schools.urn[i],
         "la_code": schools.la_code[i],
@@ -750,7 +809,7 @@ def _build_panel(
         "cohort_size": count.astype(np.int64),
         "join_year": pd.array(np.where(joined, join_year, None), dtype="Int64"),
         "in_trust": (joined & (year >= join_year)).astype(np.int64),
-        "trust_id": _string_column(np.where(joined, trusts.trust_id[np.maximum(trust, 0)], None)),
+        "trust_id": _string_column(trust_id),
     })
     n_rows = len(panel)
     missing_outcome = rng.random(n_rows) < settings.missing_outcome_rate
@@ -762,8 +821,9 @@ def _build_panel(
     return panel
 
 
-def _build_subgroups(schools: _Schools, years: np.ndarray, agg: _Aggregates) -> pd.DataFrame:
-    """Long school × year × subgroup table of pupil counts and mean outcomes; empty cells omitted."""
+def _build_subgroups(schools: _Schools, agg: _Aggregates) -> pd.DataFrame:
+    """Long school x year x subgroup table of pupil counts and mean outcomes; empty cells omitted."""
+    years = schools.years
     i, j = np.nonzero(schools.observed)
     n_sub = len(SUBGROUPS)
     count = agg.sub_count[i, j].ravel()
@@ -803,7 +863,7 @@ def depth_scores(trusts: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        ``trust_id`` and one column ``depth_<dimension>`` (0–1) per dimension.
+        ``trust_id`` and one column ``depth_<dimension>`` (0-1) per dimension.
     """
     scores = pd.DataFrame({"trust_id": trusts["trust_id"].to_numpy()})
     for dimension, items in DEPTH_ITEMS.items():
@@ -820,22 +880,16 @@ def _ratio_or_none(numerator: float, denominator: float) -> float | None:
 
 
 def _build_truth(
-    settings: SimulationSettings,
-    schools: _Schools,
-    trusts: _Trusts,
-    years: np.ndarray,
-    year_shock: np.ndarray,
-    agg: _Aggregates,
+    settings: SimulationSettings, schools: _Schools, trusts: _Trusts, design: _Design, agg: _Aggregates
 ) -> dict[str, Any]:
-    """Realised effects (means of per-pupil ``clip(Y0 + τ) − clip(Y0)``) and the parameters."""
+    """Realised effects (means of per-pupil ``clip(Y0 + τ) - clip(Y0)``) and the parameters."""
+    years = schools.years
     i, j = np.nonzero(schools.observed)
     trust = trusts.school_trust[i]
-    joined = trust >= 0
-    safe_trust = np.maximum(trust, 0)
-    g = np.where(joined, trusts.start_year[safe_trust], 0)
+    g = trusts.join_year[i]
     year = years[j].astype(np.int64)
-    treated = joined & (year >= g)
-    cohort = treated & ~trusts.already[safe_trust]
+    treated = (trust >= 0) & (year >= g)
+    cohort = treated & ~trusts.joined_early[i]
     count = agg.count[i, j]
     school_effect = agg.sum_effect[i, j] / count
 
@@ -843,8 +897,8 @@ def _build_truth(
         "cohort": g[cohort],
         "year": year[cohort],
         "event_time": year[cohort] - g[cohort],
-        "type": np.asarray(COLLABORATION_TYPES)[trusts.type_index[safe_trust[cohort]]],
-        "form": np.where(trusts.hard[safe_trust[cohort]], "hard", "soft"),
+        "type": np.asarray(COLLABORATION_TYPES)[trusts.type_index[trust[cohort]]],
+        "form": np.where(trusts.hard[trust[cohort]], "hard", "soft"),
         "trust": trust[cohort],
         "count": count[cohort],
         "sum_effect": agg.sum_effect[i, j][cohort],
@@ -862,7 +916,7 @@ def _build_truth(
             "year": int(t),
             "att_school": float(cell["effect"].mean()),
             "att_pupil": float(cell["sum_effect"].sum() / cell["count"].sum()),
-            "n_schools": int(len(cell)),
+            "n_schools": len(cell),
             "n_pupils": int(cell["count"].sum()),
         })
     att_by_trust = []
@@ -936,7 +990,7 @@ def _build_truth(
                 "school_ks2_slope": _SCHOOL_KS2_SLOPE,
                 "school_fsm_slope": _SCHOOL_FSM_SLOPE,
                 "pretrend_slope": float(settings.pretrend_slope),
-                "year_shocks": {str(int(t)): float(d) for t, d in zip(years, year_shock, strict=True)},
+                "year_shocks": {str(int(t)): float(d) for t, d in zip(years, design.year_shock, strict=True)},
                 "grade_inflation": {str(t): v for t, v in _GRADE_INFLATION.items()},
                 "range": list(_OUTCOME_RANGE),
             },
@@ -949,14 +1003,14 @@ def _build_truth(
         },
         "n_schools": {
             "total": int(settings.n_schools),
-            "cohort_joiners": int(np.sum((trusts.school_trust >= 0) & ~trusts.already[np.maximum(trusts.school_trust, 0)])),
-            "already_joined": int(np.sum((trusts.school_trust >= 0) & trusts.already[np.maximum(trusts.school_trust, 0)])),
+            "cohort_joiners": int(np.sum((trusts.school_trust >= 0) & ~trusts.joined_early)),
+            "already_joined": int(np.sum(trusts.joined_early)),
             "never_joined": int(np.sum(trusts.school_trust < 0)),
         },
         "att_overall": {
             "school": _mean_or_none(rows["effect"].to_numpy()),
             "pupil": _ratio_or_none(rows["sum_effect"].sum(), rows["count"].sum()),
-            "n_school_years": int(len(rows)),
+            "n_school_years": len(rows),
         },
         "att_gt": att_gt,
         "att_by_event_time": by("event_time"),
@@ -1009,17 +1063,17 @@ def simulate(settings: SimulationSettings | None = None, **overrides: Any) -> Si
     -----
     Untreated Attainment 8 of pupil ``p`` in school ``i``, year ``t``::
 
-        Y0 = 46 + a_i + d_t + u_it + 1.2·(ks2 − 105) − 5·disadvantaged − 4·sen + 2·female + e,
+        Y0 = 46 + a_i + d_t + u_it + 1.2·(ks2 - 105) - 5·disadvantaged - 4·sen + 2·female + e,
 
-    ``a_i = 0.6·(ks2_i − 104.9) − 0.08·(fsm_i − 26) + N(0, 2²)``, ``u_it ~ N(0, 1)``,
+    ``a_i = 0.6·(ks2_i - 104.9) - 0.08·(fsm_i - 26) + N(0, 2²)``, ``u_it ~ N(0, 1)``,
     ``e ~ N(0, 12²)``, ``d_t`` a slow random walk plus grade inflation (+4 in 2020,
-    +3.5 in 2021, +1.5 in 2022), clipped to 0–90.  Joiners (cohort ``g``) get
-    ``pretrend_slope·(t − g)`` before ``g``.  From ``g`` on, treated pupils get
-    ``τ = effect_scale·(base[type] + 0.5·hard + 1.5·(depth_organisation − 0.5)
-    + 0.4·min(t − g, 4) + 0.1·(max(cohorts) − g) + 1.5·disadvantaged + 1.0·low_prior
+    +3.5 in 2021, +1.5 in 2022), clipped to 0-90.  Joiners (cohort ``g``) get
+    ``pretrend_slope·(t - g)`` before ``g``.  From ``g`` on, treated pupils get
+    ``τ = effect_scale·(base[type] + 0.5·hard + 1.5·(depth_organisation - 0.5)
+    + 0.4·min(t - g, 4) + 0.1·(max(cohorts) - g) + 1.5·disadvantaged + 1.0·low_prior
     + 0.5·eal)`` with base = expertise 2.0, cultural 0.5, geographic 1.0,
     commonality 1.0, innovation 1.5.  The truth is the realised
-    ``clip(Y0 + τ) − clip(Y0)`` averaged as described in ``truth["notes"]``.
+    ``clip(Y0 + τ) - clip(Y0)`` averaged as described in ``truth["notes"]``.
     Typology and depth checklist: Atkinson et al. (2007), NFER.
     """
     base = settings if settings is not None else SimulationSettings()
@@ -1038,44 +1092,20 @@ def simulate(settings: SimulationSettings | None = None, **overrides: Any) -> Si
 
     schools = _draw_schools(settings, years, rng)
     trusts = _draw_trusts(settings, schools, rng)
-    steps = rng.normal(0.0, _YEAR_SHOCK_STEP_SD, size=years.size)
-    steps[0] = 0.0
-    year_shock = _YEAR_SHOCK_LEVEL + np.cumsum(steps) + np.asarray([_GRADE_INFLATION.get(int(t), 0.0) for t in years])
-    school_year_shock = rng.normal(0.0, _SCHOOL_YEAR_SD, size=schools.observed.shape)
-
-    trust = trusts.school_trust
-    joined = trust >= 0
-    safe_trust = np.maximum(trust, 0)
-    g = np.where(joined, trusts.start_year[safe_trust], years[-1] + 1)[:, None]
-    t = years[None, :]
-    treated = joined[:, None] & (t >= g)
-    pretrend = np.where(joined[:, None] & (t < g), settings.pretrend_slope * (t - g), 0.0)
-    base_effect = np.asarray([_BASE_EFFECT[name] for name in COLLABORATION_TYPES])[trusts.type_index]
-    trust_part = (base_effect + _HARD_FEDERATION_EFFECT * trusts.hard
-                  + _DEPTH_ORGANISATION_EFFECT * (_depth_organisation(trusts.answers) - _DEPTH_CENTRE)
-                  + _COHORT_SLOPE * (max(settings.cohorts) - trusts.start_year))
-    school_tau = np.where(
-        treated,
-        settings.effect_scale * (trust_part[safe_trust][:, None]
-                                 + _EVENT_TIME_SLOPE * np.minimum(t - g, _EVENT_TIME_CAP)),
-        0.0,
-    )
-
-    agg, pupils = _simulate_pupils(settings, schools, years, year_shock, school_year_shock, pretrend, treated,
-                                   school_tau, rng)
-    panel = _build_panel(settings, schools, trusts, years, agg, rng)
+    design = _draw_design(settings, schools, trusts, rng)
+    agg, pupils = _simulate_pupils(settings, schools, design, rng)
     return SimulatedData(
-        panel=panel,
-        subgroups=_build_subgroups(schools, years, agg),
+        panel=_build_panel(settings, schools, trusts, agg, rng),
+        subgroups=_build_subgroups(schools, agg),
         pupils=pupils,
         trusts=_build_trust_table(trusts),
-        truth=_build_truth(settings, schools, trusts, years, year_shock, agg),
+        truth=_build_truth(settings, schools, trusts, design, agg),
         settings=settings,
     )
 
 
 def _rounded(frame: pd.DataFrame, digits: Mapping[str, int]) -> pd.DataFrame:
-    """A copy with the given columns rounded (the caller's frame is unchanged)."""
+    """Return a copy with the given columns rounded (the caller's frame is unchanged)."""
     copy = frame.copy()
     for column, n_digits in digits.items():
         if column in copy.columns:
@@ -1102,7 +1132,7 @@ def write_simulation(data: SimulatedData, out_dir: Path) -> list[Path]:
     Notes
     -----
     Outcomes, KS2 means and percentages are rounded to 1 dp, as DfE publishes
-    them; the truth is written at full precision.  CSVs use ``\\n`` line ends
+    them; the truth is written at full precision.  CSVs use Unix line ends
     and an empty cell for missing values (e.g. ``join_year`` of schools that
     never joined).  The same data always give byte-identical files.
     """

@@ -82,8 +82,8 @@ def load_study(config: Config) -> StudyData:
     where = f"data.panel '{panel_path.name}'"
     panel = build_panel(
         raw,
-        specs + [ColumnSpec(c, c, f"columns.outcomes[{i}]") for i, c in enumerate(cols.outcomes)]
-        + [ColumnSpec(c, c, f"columns.covariates[{i}]") for i, c in enumerate(cols.covariates)],
+        specs + [ColumnSpec("outcome", c, f"columns.outcomes[{i}]") for i, c in enumerate(cols.outcomes)]
+        + [ColumnSpec("covariate", c, f"columns.covariates[{i}]") for i, c in enumerate(cols.covariates)],
         outcomes=cols.outcomes,
         covariates=cols.covariates,
         where=where,
@@ -152,7 +152,7 @@ def _load_subgroups(config: Config, panel: SchoolPanel, files: dict[str, Path]) 
         specs.append(ColumnSpec("subgroup_type", cols.subgroup_type, "columns.subgroup_type"))
     if cols.pupil_count:
         specs.append(ColumnSpec("pupil_count", cols.pupil_count, "columns.pupil_count"))
-    specs += [ColumnSpec(c, c, f"columns.outcomes[{cols.outcomes.index(c)}]") for c in outcomes]
+    specs += [ColumnSpec("outcome", c, f"columns.outcomes[{cols.outcomes.index(c)}]") for c in outcomes]
     sub = build_panel(
         raw,
         specs,

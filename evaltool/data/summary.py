@@ -13,7 +13,7 @@ def format_summary(config: Config, study: StudyData) -> str:
     """Schools, years, cohorts, never-joined count, missingness and exclusions."""
     s = study.panel.summary()
     lines = [f"Config {config.source.name if config.source else ''}: OK ({len(config.analyses)} analyses)", ""]
-    lines.append(f"School panel: {s['file']}")
+    lines.append(f"School panel: {study.files.get('data.panel', s['file'])}")
     lines.append(f"  {s['n_rows']:,} rows, {s['n_schools']:,} schools, years {s['years'][0]}–{s['years'][-1]} ({s['n_years']} years)")
     if not s["balanced"]:
         lines.append(f"  unbalanced: {s['n_schools_unbalanced']:,} schools are missing some years")
@@ -40,7 +40,7 @@ def format_summary(config: Config, study: StudyData) -> str:
     summary = study.summary()
     if "subgroups" in summary:
         sub = summary["subgroups"]
-        lines += ["", f"Subgroup panel: {sub['file']}", f"  {sub['n_rows']:,} rows, {sub['n_schools']:,} schools"]
+        lines += ["", f"Subgroup panel: {study.files.get('data.subgroups', sub['file'])}", f"  {sub['n_rows']:,} rows, {sub['n_schools']:,} schools"]
         lines.append("  subgroups: " + ", ".join(sub["subgroups"]))
         _exclusions(lines, sub["exclusions"])
     if "pupils" in summary:
