@@ -210,3 +210,33 @@ analyses:
 def test_config_errors_name_the_key(analysis, message):
     with pytest.raises(ConfigError, match=message):
         parse_config(BASE + f"  - {analysis}\n")
+
+
+def test_growth_model_reruns_on_subgroup_panels_and_output_folder(simulated, tmp_path):
+    from evaltool.config import load_config
+    from evaltool.pipeline import execute
+
+    data, folder = simulated
+    config = folder / "growth_het.yaml"
+    run_config(folder, """
+  - name: growth
+    method: multilevel
+    data: panel
+    years: [2014, 2015, 2016, 2017, 2018, 2019]
+    heterogeneity:
+      by: [disadvantage]
+      compare: [[disadvantaged, not_disadvantaged]]
+""", name=config.name)
+    run, out = execute(load_config(config), tmp_path / "out")
+    result = run.analyses[0]
+    assert result.status == "ok", result.error
+    table = result.diagnostics["heterogeneity"].set_index("subgroup")
+    assert list(table.index) == ["disadvantaged", "not_disadvantaged", "disadvantaged - not_disadvantaged"]
+    assert (table["status"] == "ok").all()
+    gap = table.loc["disadvantaged - not_disadvantaged"]
+    assert gap["estimate"] > 0 and gap["interaction_p_value"] < 0.05
+    csv = pd.read_csv(out / "results.csv")
+    assert set(csv["subgroup"]) == {"all", *table.index}
+    assert csv["effect_size"].notna().all()
+    assert (out / "figures" / "growth_subgroups_forest.png").exists()
+    assert (out / "figures" / "growth_subgroups_forest.svg").exists()
