@@ -102,11 +102,23 @@ def finish_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Rows → the tidy heterogeneity table with Holm and BH adjustments."""
     table = pd.DataFrame(rows).reindex(columns=TABLE_COLUMNS)
     subgroup = table["kind"] == "subgroup"
-    table["p_holm"] = np.where(subgroup, np.nan, np.nan)
+    table["p_holm"] = np.nan
+    table["p_bh"] = np.nan
     table.loc[subgroup, "p_holm"] = adjust_pvalues(table.loc[subgroup, "p_value"], "holm")
     table.loc[subgroup, "p_bh"] = adjust_pvalues(table.loc[subgroup, "p_value"], "bh")
-    table["interaction_p_holm"] = adjust_pvalues(table["interaction_p_value"], "holm")
-    table["interaction_p_bh"] = adjust_pvalues(table["interaction_p_value"], "bh")
+    # One test per comparison: with gap rows (school panels), the focal subgroup's interaction p-value
+    # repeats its gap's, so the family is the gaps and the focal rows get their gap's adjusted values.
+    gaps = table["kind"] == "gap"
+    family = gaps if gaps.any() else subgroup
+    for column, method in (("interaction_p_holm", "holm"), ("interaction_p_bh", "bh")):
+        table[column] = np.nan
+        table.loc[family, column] = adjust_pvalues(table.loc[family, "interaction_p_value"], method)
+    if gaps.any():
+        for gap in table.index[gaps]:
+            focal = str(table.at[gap, "subgroup"]).split(" - ")[0]
+            match = (table["kind"] == "subgroup") & (table["subgroup"] == focal) & table["interaction_p_value"].notna()
+            table.loc[match, ["interaction_p_holm", "interaction_p_bh"]] = table.loc[
+                gap, ["interaction_p_holm", "interaction_p_bh"]].to_numpy(dtype=float)
     return table
 
 
@@ -286,29 +298,31 @@ def school_subgroups(method: Method, context: AnalysisContext, result: AnalysisR
         if missing:
             raise DataError(f"heterogeneity.compare names {missing}, not subgroups of data.subgroups; subgroups found: "
                             f"{sorted(sub['subgroup'].astype(str).unique())}.")
-    base_cols = [c for c in ("school", "year", "join_year", "trust", "local_authority") if c in sub]
+    base_cols = [c for c in ("school", "year", "join_year", "trust", "local_authority", "pupil_count") if c in sub]
     rows: list[dict[str, Any]] = []
     estimates: list[EffectEstimate] = []
     panels: dict[str, pd.DataFrame] = {}
+
+    def cells_of(name: str) -> pd.DataFrame:
+        """The subgroup's school × year panel: cells below min_pupils excluded (and counted) once."""
+        if name not in panels:
+            cells = sub.loc[sub["subgroup"].astype(str) == name]
+            small = (cells["pupil_count"] < options.min_pupils if "pupil_count" in cells
+                     else pd.Series(False, index=cells.index))
+            result.sample.exclude(f"subgroup '{name}': cell with fewer than {options.min_pupils} pupils",
+                                  int(small.sum()), int(cells.loc[small, "school"].nunique()),
+                                  stage=f"{context.spec.name}:heterogeneity")
+            panels[name] = cells.loc[~small & cells[outcome].notna(), base_cols + [outcome]]
+        return panels[name]
+
     for kind_type, name in wanted:
-        cells = sub.loc[sub["subgroup"].astype(str) == name]
-        small = cells["pupil_count"] < options.min_pupils if "pupil_count" in cells else pd.Series(False, index=cells.index)
-        result.sample.exclude(f"subgroup '{name}': cell with fewer than {options.min_pupils} pupils", int(small.sum()),
-                              int(cells.loc[small, "school"].nunique()), stage=f"{context.spec.name}:heterogeneity")
-        cells = cells.loc[~small & cells[outcome].notna(), base_cols + [outcome]]
-        panels[name] = cells
+        cells = cells_of(name)
         row, estimate = _school_row(method, context, cells, main, options, name, kind_type)
         rows.append(row)
         if estimate is not None:
             estimates.append(estimate.with_context(subgroup=name, method=main.method, outcome=main.outcome))
     for focal, reference in options.compare:
-        for name in (focal, reference):
-            if name not in panels:
-                cells = sub.loc[(sub["subgroup"].astype(str) == name) & sub[outcome].notna(), base_cols + [outcome]]
-                panels[name] = cells
-        both = panels[focal].merge(panels[reference][["school", "year", outcome]], on=["school", "year"],
-                                   suffixes=("", "__ref"))
-        both[outcome] = both[outcome] - both.pop(f"{outcome}__ref")
+        both = gap_panel(cells_of(focal), cells_of(reference), outcome)
         label = f"{focal} - {reference}"
         row, estimate = _school_row(method, context, both, main, options, label, "gap", kind="gap")
         if estimate is not None:
@@ -323,6 +337,21 @@ def school_subgroups(method: Method, context: AnalysisContext, result: AnalysisR
     result.diagnostics["heterogeneity"] = finish_table(rows)
     result.estimates = list(result.estimates) + estimates
     return result
+
+
+def gap_panel(focal: pd.DataFrame, reference: pd.DataFrame, outcome: str) -> pd.DataFrame:
+    """School-years with both subgroups: outcome = focal − reference.
+
+    ``pupil_count`` becomes ``n_a·n_b/(n_a + n_b)``, proportional to the inverse variance of a
+    difference of two means, for methods that weight by it.
+    """
+    right = reference[["school", "year", outcome, *(["pupil_count"] if "pupil_count" in reference else [])]]
+    both = focal.merge(right, on=["school", "year"], suffixes=("", "__ref"))
+    both[outcome] = both[outcome] - both.pop(f"{outcome}__ref")
+    if "pupil_count" in both:
+        n_a, n_b = both["pupil_count"], both.pop("pupil_count__ref")
+        both["pupil_count"] = n_a * n_b / (n_a + n_b)
+    return both
 
 
 def _school_row(method, context, cells, main, options, name, kind_type, kind="subgroup"):
