@@ -4,8 +4,9 @@ Two routes, chosen by the data:
 
 (a) **pupil level** (``method: multilevel`` on pupils): for each ``by`` column the model is
     refitted with subgroup dummies and ``treated × subgroup`` interactions; the effect for
-    level ``l`` is ``β_T + β_{T×l}`` (the reference level's is ``β_T``) and the interaction
-    p-value tests ``β_{T×l} = 0``;
+    level ``l`` is ``β_T + β_{T×l}`` (the reference level's is ``β_T``), the interaction
+    p-value tests ``β_{T×l} = 0`` and ``joint_interaction_p_value`` all of a column's
+    interactions at once (Wald χ² with k − 1 degrees of freedom);
 (b) **school subgroup panels** (every other method, with ``data.subgroups``): the method is
     rerun unchanged on each subgroup's school × year panel, and for each ``compare`` pair
     ``[a, b]`` on the within-school gap ``y_a − y_b`` (a triple difference: the method's
@@ -46,6 +47,7 @@ MAX_LEVELS = 20
 TABLE_COLUMNS = (
     "by", "subgroup", "kind", "estimate", "std_error", "ci_lower", "ci_upper", "p_value", "interaction_p_value",
     "p_holm", "p_bh", "interaction_p_holm", "interaction_p_bh", "n_obs", "n_treated", "n_control", "status", "reason",
+    "joint_interaction_p_value",
 )
 
 
@@ -206,6 +208,10 @@ def pupil_interactions(
         names = list(fit.params.index)
         cov = fit.cov_params.to_numpy()
         inter = [names.index(f"{treated}:{column}[{code}]") for code, _ in kept[1:]]
+        # Wald test that the effect is the same in every level: b' V⁻¹ b ~ χ²(k − 1)
+        b = fit.params.to_numpy()[inter]
+        wald = float(b @ np.linalg.solve(cov[np.ix_(inter, inter)], b))
+        joint_p = float(stats.chi2.sf(wald, len(inter)))
         for i, (_code, row) in enumerate(kept):
             c = np.zeros(len(names))
             c[names.index(treated)] = 1.0
@@ -216,7 +222,7 @@ def pupil_interactions(
                 p_inter = float(2 * stats.norm.sf(abs(b / s)))
             est, se = float(c @ fit.params.to_numpy()), float(np.sqrt(c @ cov @ c))
             rows.append({**row, **_normal(est, se, base.ci_level), "interaction_p_value": p_inter, "status": "ok",
-                         "reason": "reference level" if i == 0 else ""})
+                         "reason": "reference level" if i == 0 else "", "joint_interaction_p_value": joint_p})
         rows += skipped
     return finish_table(rows)
 

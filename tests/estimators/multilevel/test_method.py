@@ -59,6 +59,10 @@ def test_subgroup_effects_cover_truth_and_interaction_detects_disadvantaged(pupi
     assert dis.loc["disadvantaged=1", "estimate"] > dis.loc["disadvantaged=0", "estimate"]
     assert dis.loc["disadvantaged=1", "interaction_p_value"] < 1e-3
     assert dis.loc["disadvantaged=1", "interaction_p_holm"] < 0.01
+    # binary column: the joint Wald test is the single interaction test (χ²(1) = z²)
+    assert dis.loc["disadvantaged=1", "joint_interaction_p_value"] == pytest.approx(
+        dis.loc["disadvantaged=1", "interaction_p_value"], rel=1e-6)
+    assert dis.loc["prior_band=low", "joint_interaction_p_value"] < 1e-3
     # low prior attainers gain more than high (the reference level set in the config)
     assert dis.loc["prior_band=high", "reason"] == "reference level"
     assert dis.loc["prior_band=low", "interaction_p_value"] < 1e-3
