@@ -297,7 +297,9 @@ def fit_fast_lmm(
     codes, labels = pd.factorize(pd.Series(groups), sort=True)
     n, p = X.shape
     q = Z.shape[1]
-    rank = np.linalg.matrix_rank(X.T @ X)
+    xtx = X.T @ X
+    scale = 1.0 / np.sqrt(np.where(np.diag(xtx) > 0, np.diag(xtx), 1.0))
+    rank = np.linalg.matrix_rank(xtx * scale[:, None] * scale[None, :])  # scaled: units do not matter
     if rank < p:
         raise EstimationError(
             f"The fixed-effects design has {p} columns but rank {rank}: some of {fixed_names} are collinear (e.g. a "
@@ -306,7 +308,11 @@ def fit_fast_lmm(
         )
     if n - p <= 0:
         raise EstimationError(f"Only {n} rows for {p} fixed effects; the model cannot be estimated.", user_error=True)
-    s = cluster_statistics(y, X, Z, codes, len(labels))
+    # Work with centred, unit-norm columns, X·T with T = C·S (C centres every column on the constant
+    # column, S scales): the criterion is then well conditioned whatever the units or location of a
+    # covariate (a calendar year next to the intercept).  β = T β_t and Cov(β) = T Cov(β_t) Tᵀ.
+    transform = _conditioning_transform(X)
+    s = cluster_statistics(y, X @ transform, Z, codes, len(labels))
     diagonal = np.array([i == j for i in range(q) for j in range(i + 1)])
     theta0 = np.where(diagonal, 1.0, 0.0)
     bounds = [(0.0, None) if d else (None, None) for d in diagonal]
@@ -347,16 +353,19 @@ def fit_fast_lmm(
     sigma2 = prof.rss / (n - p if reml else n)
     lam = theta_to_lambda(theta, q)
     re_cov = sigma2 * lam @ lam.T
-    cov_beta = sigma2 * np.linalg.inv(prof.XVX)
+    beta = transform @ prof.beta
+    cov_beta = sigma2 * transform @ np.linalg.inv(prof.XVX) @ transform.T
+    # REML: log|XᵀV⁻¹X| of the transformed design is the original's + 2 log|det T|.
+    deviance = prof.deviance - (2.0 * float(np.linalg.slogdet(transform)[1]) if reml else 0.0)
     boundary = _boundary_terms(re_cov, random_names, sigma2)
     blups = _blups(lam, s, prof.beta)
     return FastLMMResult(
-        params=pd.Series(prof.beta, index=fixed_names),
+        params=pd.Series(beta, index=fixed_names),
         bse=pd.Series(np.sqrt(np.diag(cov_beta)), index=fixed_names),
         cov_params=pd.DataFrame(cov_beta, index=fixed_names, columns=fixed_names),
         re_cov=pd.DataFrame(re_cov, index=random_names, columns=random_names),
         residual_variance=float(sigma2),
-        llf=-0.5 * prof.deviance,
+        llf=-0.5 * deviance,
         reml=reml,
         n_obs=n,
         n_groups=len(labels),
@@ -367,6 +376,21 @@ def fit_fast_lmm(
         random_effects=pd.DataFrame(blups, index=pd.Index(labels, name="group"), columns=random_names),
         group_sizes=s.n_per_cluster,
     )
+
+
+def _conditioning_transform(X: np.ndarray) -> np.ndarray:
+    """``T = C·S``: centre columns on the constant column (if any), then scale to unit norm."""
+    p = X.shape[1]
+    transform = np.eye(p)
+    constant = np.flatnonzero(np.ptp(X, axis=0) == 0) if len(X) else np.array([], dtype=int)
+    if len(constant) and X[0, constant[0]] != 0:
+        k = int(constant[0])
+        means = X.mean(axis=0)
+        means[k] = 0.0
+        transform[k, :] -= means / X[0, k]
+    centred = X @ transform
+    norms = np.sqrt((centred**2).sum(axis=0))
+    return transform * (1.0 / np.where(norms > 0, norms, 1.0))[None, :]
 
 
 def _boundary_terms(re_cov: np.ndarray, names: list[str], sigma2: float) -> list[str]:

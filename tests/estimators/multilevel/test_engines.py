@@ -138,3 +138,16 @@ def test_three_levels_equal_statsmodels_formula_interface_on_shuffled_rows():
     assert fit.higher_levels["trust"] == pytest.approx(float(ref.cov_re.iloc[0, 0]), abs=1e-6)
     assert fit.re_cov.iloc[0, 0] == pytest.approx(float(ref.vcomp[0]), abs=1e-6)
     assert fit.llf == pytest.approx(ref.llf, abs=1e-6)
+
+
+def test_units_of_covariates_do_not_matter():
+    d = make_data(9)
+    X, Z, fixed, random = _design(d, slope=False)
+    base = fit_fast_lmm(d["y"], X, Z, d["school"], fixed_names=fixed, random_names=random)
+    scaled = X * [1.0, 1000.0, 1e-3, 1.0] + [0.0, 0.0, 0.0, 2019.0]  # x3 shifted like a calendar year
+    other = fit_fast_lmm(d["y"], scaled, Z, d["school"], fixed_names=fixed, random_names=random)
+    np.testing.assert_allclose(other.params.to_numpy()[1:3] * [1000.0, 1e-3], base.params.to_numpy()[1:3], rtol=1e-6)
+    assert other.params["x3"] == pytest.approx(base.params["x3"], rel=1e-6)
+    assert other.re_cov.iloc[0, 0] == pytest.approx(base.re_cov.iloc[0, 0], rel=1e-6)
+    # the REML likelihood changes with the units of X by the log-Jacobian: + log|D| for X·D
+    assert other.llf == pytest.approx(base.llf + np.log(1000.0) + np.log(1e-3), abs=1e-6)
