@@ -145,6 +145,53 @@ def profiled_deviance(theta: np.ndarray, s: ClusterStatistics, reml: bool) -> _P
     return _Profile(deviance=dev, beta=beta, XVX=XVX, rss=rss, logdet_m=logdet_m)
 
 
+def variance_parameter_covariance(s: ClusterStatistics, reml: bool, re_cov: np.ndarray, sigma2: float) -> np.ndarray:
+    """Covariance of the variance parameters ``(vech(Ψ), σ²)`` from the observed information.
+
+    Notes
+    -----
+    The (RE)ML deviance with β profiled out, written in the variance parameters,
+    ``d(Ψ, σ²) = Σ log|M_g| [+ log|XᵀV_r⁻¹X|] + m·log(2πσ²) + r(θ)/σ²`` with ``ΛΛᵀ = Ψ/σ²``,
+    ``m = n`` (ML) or ``n − p`` (REML), is differentiated twice by central differences;
+    the covariance is ``2·H⁻¹`` (the deviance is −2ℓ).  Profiling out β leaves the variance
+    block of the inverse information unchanged.  ``nan`` when the fit is on the boundary
+    (a zero variance or singular Ψ), where Wald SEs of variances are not meaningful.
+    """
+    q = re_cov.shape[0]
+    rows, cols = np.tril_indices(q)
+    phi = np.append(re_cov[rows, cols], sigma2)
+    k = phi.size
+    if np.linalg.eigvalsh(re_cov)[0] <= BOUNDARY_TOLERANCE**2 * sigma2:
+        return np.full((k, k), np.nan)
+    m = s.n - s.p if reml else s.n
+
+    def deviance(values: np.ndarray) -> float:
+        psi = np.zeros((q, q))
+        psi[rows, cols] = values[:-1]
+        psi = psi + np.tril(psi, -1).T
+        lam = np.linalg.cholesky(psi / values[-1])
+        prof = profiled_deviance(lam[rows, cols], s, reml)
+        logdet_x = 2.0 * float(np.log(np.diag(np.linalg.cholesky(prof.XVX))).sum()) if reml else 0.0
+        return prof.logdet_m + logdet_x + m * math.log(2 * math.pi * values[-1]) + prof.rss / values[-1]
+
+    step = 1e-3 * np.maximum(np.abs(phi), 1e-3 * sigma2)
+    hess = np.empty((k, k))
+    f0 = deviance(phi)
+    for i in range(k):  # k ≤ 4 for the structures fitted here: a loop over parameters, not rows
+        for j in range(i, k):
+            ei, ej = np.eye(k)[i] * step[i], np.eye(k)[j] * step[j]
+            if i == j:
+                value = (deviance(phi + ei) - 2 * f0 + deviance(phi - ei)) / step[i] ** 2
+            else:
+                value = (deviance(phi + ei + ej) - deviance(phi + ei - ej) - deviance(phi - ei + ej)
+                         + deviance(phi - ei - ej)) / (4 * step[i] * step[j])
+            hess[i, j] = hess[j, i] = value
+    try:
+        return 2.0 * np.linalg.inv(hess)
+    except np.linalg.LinAlgError:
+        return np.full((k, k), np.nan)
+
+
 @dataclass
 class FastLMMResult:
     """A fitted two-level linear mixed model (the shape both engines return).
@@ -187,6 +234,8 @@ class FastLMMResult:
     group_sizes: np.ndarray | None = None
     higher_levels: dict[str, float] = field(default_factory=dict)
     """Variances of random intercepts above the school (e.g. ``{"trust": 0.01}``; three-level fits)."""
+    variance_se: list[float] | None = None
+    """Standard errors of the variance components, in the order of :meth:`variance_components`."""
 
     @property
     def n_variance_parameters(self) -> int:
@@ -250,7 +299,9 @@ class FastLMMResult:
         for level, value in self.higher_levels.items():
             rows.append({"level": level, "term": "(Intercept)", "kind": "variance", "value": float(value)})
         rows.append({"level": "residual", "term": "(residual)", "kind": "variance", "value": self.residual_variance})
-        return pd.DataFrame(rows)
+        table = pd.DataFrame(rows)
+        table["std_error"] = self.variance_se if self.variance_se is not None else np.nan
+        return table
 
 
 def fit_fast_lmm(
@@ -358,6 +409,7 @@ def fit_fast_lmm(
     # REML: log|XᵀV⁻¹X| of the transformed design is the original's + 2 log|det T|.
     deviance = prof.deviance - (2.0 * float(np.linalg.slogdet(transform)[1]) if reml else 0.0)
     boundary = _boundary_terms(re_cov, random_names, sigma2)
+    variance_cov = variance_parameter_covariance(s, reml, re_cov, sigma2)
     blups = _blups(lam, s, prof.beta)
     return FastLMMResult(
         params=pd.Series(beta, index=fixed_names),
@@ -375,6 +427,7 @@ def fit_fast_lmm(
         boundary=boundary,
         random_effects=pd.DataFrame(blups, index=pd.Index(labels, name="group"), columns=random_names),
         group_sizes=s.n_per_cluster,
+        variance_se=np.sqrt(np.diag(variance_cov)).tolist(),
     )
 
 

@@ -151,3 +151,28 @@ def test_units_of_covariates_do_not_matter():
     assert other.re_cov.iloc[0, 0] == pytest.approx(base.re_cov.iloc[0, 0], rel=1e-6)
     # the REML likelihood changes with the units of X by the log-Jacobian: + log|D| for X·D
     assert other.llf == pytest.approx(base.llf + np.log(1000.0) + np.log(1e-3), abs=1e-6)
+
+
+def test_variance_component_standard_errors_match_the_balanced_anova_formula():
+    # Balanced one-way design, g groups of k: REML = ANOVA estimators, with (Searle, Casella & McCulloch 1992,
+    # Variance Components, §3.6) Var(σ̂²) = 2σ⁴/(g(k−1)) and Var(τ̂²) = (2/k²)[(σ² + kτ²)²/(g−1) + σ⁴/(g(k−1))].
+    rng = np.random.default_rng(31)
+    g, k = 80, 12
+    school = np.repeat(np.arange(g), k)
+    y = 3.0 + rng.normal(0, 0.7, g)[school] + rng.normal(0, 1.0, g * k)
+    one = np.ones((g * k, 1))
+    fit = fit_fast_lmm(y, one, one, school, fixed_names=["Intercept"], random_names=["Intercept"], reml=True)
+    tau2, s2 = fit.re_cov.iloc[0, 0], fit.residual_variance
+    se = fit.variance_components().set_index("term")["std_error"]
+    assert se["(residual)"] == pytest.approx(np.sqrt(2 * s2**2 / (g * (k - 1))), rel=1e-3)
+    assert se["Intercept"] == pytest.approx(np.sqrt(2 / k**2 * ((s2 + k * tau2) ** 2 / (g - 1) + s2**2 / (g * (k - 1)))),
+                                            rel=1e-3)
+
+
+def test_boundary_fits_have_no_variance_standard_errors():
+    d = make_data(3, school_sd=0.0, slope_sd=0.0)
+    d2 = d.assign(y=d["y"] - d.groupby("school")["y"].transform("mean"))
+    X, Z, fixed, random = _design(d2, slope=False)
+    fit = fit_fast_lmm(d2["y"], X, Z, d2["school"], fixed_names=fixed, random_names=random)
+    assert fit.boundary == ["Intercept"]
+    assert fit.variance_components()["std_error"].isna().all()
