@@ -15,6 +15,7 @@ iteration, which is what makes it slow on national pupil data (see
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -50,6 +51,8 @@ class ClusterStatistics:
     ZtX: np.ndarray
     Zty: np.ndarray
     n_per_cluster: np.ndarray
+    parent: np.ndarray | None = None
+    """Code of each cluster's parent group (trust) for three-level random intercepts, else ``None``."""
 
     @property
     def n(self) -> int:
@@ -89,6 +92,24 @@ def theta_to_lambda(theta: np.ndarray, q: int) -> np.ndarray:
     return lam
 
 
+def _parent_update(t2: float, m: np.ndarray, rhs: np.ndarray, s: ClusterStatistics) -> tuple[float, np.ndarray]:
+    """Log-determinant and cross-product terms added by a random intercept for the parent groups.
+
+    Notes
+    -----
+    Within a trust, ``V = V_s + θ_t² 11ᵀ`` with ``V_s`` the school-level matrix, whose inverse maps
+    ``1`` to ``1/m_g`` on school ``g``.  So ``a_t = 1ᵀV_s⁻¹1 = Σ_g n_g/m_g``, ``b_t = Σ_g [Xᵀ1, yᵀ1]_g / m_g``,
+    ``|V| = |V_s|·Π_t (1 + θ_t² a_t)`` and ``V⁻¹ = V_s⁻¹ − Σ_t c_t (V_s⁻¹1)(V_s⁻¹1)ᵀ`` with
+    ``c_t = θ_t²/(1 + θ_t² a_t)``; the returned cross products ``Σ_t c_t b_t b_tᵀ`` are subtracted.
+    """
+    n_parents = int(s.parent.max()) + 1
+    a = np.bincount(s.parent, weights=s.n_per_cluster / m, minlength=n_parents)
+    b = np.zeros((n_parents, rhs.shape[1]))
+    np.add.at(b, s.parent, rhs / m[:, None])
+    c = t2 / (1.0 + t2 * a)
+    return float(np.log1p(t2 * a).sum()), (b * c[:, None]).T @ b
+
+
 @dataclass(frozen=True)
 class _Profile:
     deviance: float
@@ -114,13 +135,17 @@ def profiled_deviance(theta: np.ndarray, s: ClusterStatistics, reml: bool) -> _P
     which lme4 minimises.
     """
     q, p, n = s.q, s.p, s.n
-    lam = theta_to_lambda(theta, q)
+    lam = theta_to_lambda(theta[: q * (q + 1) // 2], q)
     if q == 1:  # random intercepts: M_g is a scalar, so no batched factorisations
         t2 = float(lam[0, 0]) ** 2
         m = 1.0 + t2 * s.ZtZ[:, 0, 0]
         logdet_m = float(np.log(m).sum())
         rhs = np.concatenate([s.ZtX[:, 0, :], s.Zty], axis=1)
         cross = (rhs * (t2 / m)[:, None]).T @ rhs
+        if s.parent is not None:  # trust intercepts: a rank-one Woodbury update per trust
+            logdet_t, cross_t = _parent_update(float(theta[1]) ** 2, m, rhs, s)
+            logdet_m += logdet_t
+            cross = cross + cross_t
     else:
         lt_ztz = np.einsum("ji,gjk->gik", lam, s.ZtZ)
         m = np.eye(q) + lt_ztz @ lam
@@ -314,8 +339,9 @@ def fit_fast_lmm(
     random_names: list[str],
     reml: bool = True,
     max_iterations: int = 1000,
+    parents: np.ndarray | None = None,
 ) -> FastLMMResult:
-    """Fit a two-level LMM by exact (RE)ML on the profiled deviance.
+    """Fit a two-level LMM (or three-level random intercepts) by exact (RE)ML on the profiled deviance.
 
     Parameters
     ----------
@@ -328,6 +354,9 @@ def fit_fast_lmm(
         Column names of ``X`` and ``Z``.
     reml
         REML (default, as lme4 and MixedLM) or ML.
+    parents
+        Optional parent group (trust) of each row, for a third level of random intercepts
+        (random-intercept models only; each school must belong to one parent).
 
     Raises
     ------
@@ -364,7 +393,9 @@ def fit_fast_lmm(
     # covariate (a calendar year next to the intercept).  β = T β_t and Cov(β) = T Cov(β_t) Tᵀ.
     transform = _conditioning_transform(X)
     s = cluster_statistics(y, X @ transform, Z, codes, len(labels))
-    diagonal = np.array([i == j for i in range(q) for j in range(i + 1)])
+    if parents is not None:
+        s = dataclasses.replace(s, parent=_parent_codes(codes, len(labels), parents, q))
+    diagonal = np.array([i == j for i in range(q) for j in range(i + 1)] + ([True] if parents is not None else []))
     theta0 = np.where(diagonal, 1.0, 0.0)
     bounds = [(0.0, None) if d else (None, None) for d in diagonal]
 
@@ -402,15 +433,20 @@ def fit_fast_lmm(
     theta = np.asarray(opt.x, dtype=float)
     prof = profiled_deviance(theta, s, reml)
     sigma2 = prof.rss / (n - p if reml else n)
-    lam = theta_to_lambda(theta, q)
+    lam = theta_to_lambda(theta[: q * (q + 1) // 2], q)
     re_cov = sigma2 * lam @ lam.T
+    higher = {"trust": float(sigma2 * theta[-1] ** 2)} if parents is not None else {}
     beta = transform @ prof.beta
     cov_beta = sigma2 * transform @ np.linalg.inv(prof.XVX) @ transform.T
     # REML: log|XᵀV⁻¹X| of the transformed design is the original's + 2 log|det T|.
     deviance = prof.deviance - (2.0 * float(np.linalg.slogdet(transform)[1]) if reml else 0.0)
     boundary = _boundary_terms(re_cov, random_names, sigma2)
-    variance_cov = variance_parameter_covariance(s, reml, re_cov, sigma2)
-    blups = _blups(lam, s, prof.beta)
+    boundary += [f"{k} (Intercept)" for k, v in higher.items() if v <= BOUNDARY_TOLERANCE**2 * sigma2]
+    if parents is None:
+        variance_se = np.sqrt(np.diag(variance_parameter_covariance(s, reml, re_cov, sigma2))).tolist()
+        blups = pd.DataFrame(_blups(lam, s, prof.beta), index=pd.Index(labels, name="group"), columns=random_names)
+    else:  # not derived for three levels: reported as missing, never approximated
+        variance_se, blups = None, None
     return FastLMMResult(
         params=pd.Series(beta, index=fixed_names),
         bse=pd.Series(np.sqrt(np.diag(cov_beta)), index=fixed_names),
@@ -425,10 +461,27 @@ def fit_fast_lmm(
         converged=True,
         message=message,
         boundary=boundary,
-        random_effects=pd.DataFrame(blups, index=pd.Index(labels, name="group"), columns=random_names),
+        random_effects=blups,
         group_sizes=s.n_per_cluster,
-        variance_se=np.sqrt(np.diag(variance_cov)).tolist(),
+        variance_se=variance_se,
+        higher_levels=higher,
     )
+
+
+def _parent_codes(codes: np.ndarray, n_clusters: int, parents: np.ndarray, q: int) -> np.ndarray:
+    """Parent code of each cluster; schools must be nested in one parent."""
+    if q != 1:
+        raise EstimationError("Three levels are fitted with random intercepts only; remove the random slopes.",
+                              user_error=True)
+    parent_codes, _ = pd.factorize(pd.Series(parents), sort=True)
+    pairs = pd.DataFrame({"school": codes, "parent": parent_codes}).drop_duplicates()
+    if len(pairs) != n_clusters:
+        raise EstimationError(
+            f"{len(pairs) - n_clusters} schools appear in more than one trust; three-level models need each school "
+            "in one trust. Fix the trust column, or set trust_intercept: false.",
+            user_error=True,
+        )
+    return pairs.sort_values("school")["parent"].to_numpy()
 
 
 def _conditioning_transform(X: np.ndarray) -> np.ndarray:

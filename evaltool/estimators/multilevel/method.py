@@ -46,7 +46,7 @@ class MultilevelOptions(AnalysisBase):
     reml: bool = True
     """REML (default) or maximum likelihood (needed to compare models differing in fixed effects by likelihood)."""
     engine: Literal["auto", "fast", "statsmodels"] = "auto"
-    """'auto': the fast exact engine for two levels, statsmodels MixedLM for three; or force one."""
+    """'auto'/'fast': the exact engine (two levels, or three with random intercepts); 'statsmodels': MixedLM."""
     years: list[int] = Field(default_factory=list)
     """Years to use (default: all years of the data)."""
     ci_level: float = Field(default=0.95, gt=0.5, lt=1.0)

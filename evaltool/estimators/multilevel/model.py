@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from evaltool.errors import DataError, EstimationError
+from evaltool.errors import DataError
 from evaltool.estimators.multilevel.fastlmm import FastLMMResult, fit_fast_lmm
 from evaltool.estimators.multilevel.mixedlm import fit_mixedlm
 
@@ -58,25 +58,18 @@ def fit_mixed(
 ) -> FastLMMResult:
     """Fit ``outcome ~ X + (1 + random_slopes | school) [+ (1 | trust)]``.
 
-    ``engine='auto'`` uses the fast exact engine for two levels and MixedLM for three.
+    ``engine='auto'``/``'fast'`` use the exact engine (two levels, or three with random
+    intercepts); ``'statsmodels'`` uses MixedLM.
     """
     X = pd.concat([pd.Series(1.0, index=frame.index, name="Intercept"), X], axis=1)
     Z = np.column_stack([np.ones(len(frame))] + [frame[c].to_numpy(dtype=float) for c in random_slopes])
     random_names = ["Intercept", *random_slopes]
     y = frame[outcome].to_numpy(dtype=float)
     args = dict(fixed_names=list(X.columns), random_names=random_names, reml=reml)
-    if trust:
-        if engine == "fast":
-            raise EstimationError(
-                "engine: fast fits two levels only; a trust level (trust_intercept: true) needs engine: auto or "
-                "statsmodels.",
-                user_error=True,
-            )
-        return fit_mixedlm(y, X.to_numpy(), Z, frame["school"].to_numpy(), trusts=frame["trust_or_school"].to_numpy(),
-                           **args)
+    trusts = frame["trust_or_school"].to_numpy() if trust else None
     if engine == "statsmodels":
-        return fit_mixedlm(y, X.to_numpy(), Z, frame["school"].to_numpy(), **args)
-    return fit_fast_lmm(y, X.to_numpy(), Z, frame["school"].to_numpy(), **args)
+        return fit_mixedlm(y, X.to_numpy(), Z, frame["school"].to_numpy(), trusts=trusts, **args)
+    return fit_fast_lmm(y, X.to_numpy(), Z, frame["school"].to_numpy(), parents=trusts, **args)
 
 
 def null_icc(frame: pd.DataFrame, outcome: str, reml: bool) -> tuple[float, float, float]:

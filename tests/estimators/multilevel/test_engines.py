@@ -124,6 +124,38 @@ def test_three_level_random_slopes_are_refused():
         fit_mixedlm(d["y"], X, Z, d["school"], fixed_names=fixed, random_names=random, trusts=d["trust"].to_numpy())
 
 
+@pytest.mark.parametrize("reml", [True, False])
+def test_fast_three_levels_equal_mixedlm(reml):
+    import statsmodels.formula.api as smf
+
+    d = make_data(21, n_schools=150, slope_sd=0.0, school_sd=0.4, n_trusts=40, trust_sd=0.5).sample(frac=1, random_state=1)
+    X, Z, fixed, random = _design(d, slope=False)
+    fit = fit_fast_lmm(d["y"], X, Z, d["school"], fixed_names=fixed, random_names=random, reml=reml,
+                       parents=d["trust"].to_numpy())
+    # statsmodels 0.15.0: smf.mixedlm("y ~ x1+x2+x3", d, groups="trust", re_formula="1",
+    #                                 vc_formula={"school": "0 + C(school)"}).fit(reml=...)
+    ref = smf.mixedlm("y ~ x1 + x2 + x3", d, groups="trust", re_formula="1",
+                      vc_formula={"school": "0 + C(school)"}).fit(reml=reml)
+    np.testing.assert_allclose(fit.params.to_numpy(), ref.fe_params.to_numpy(), atol=1e-4)
+    np.testing.assert_allclose(fit.bse.to_numpy(), ref.bse_fe.to_numpy(), atol=1e-4)
+    assert fit.higher_levels["trust"] == pytest.approx(float(ref.cov_re.iloc[0, 0]), abs=1e-3)
+    assert fit.re_cov.iloc[0, 0] == pytest.approx(float(ref.vcomp[0]), abs=1e-4)
+    assert fit.llf >= ref.llf - 1e-8 and fit.llf == pytest.approx(ref.llf, abs=1e-4)
+    assert fit.random_effects is None and fit.variance_components()["std_error"].isna().all()
+
+
+def test_three_levels_need_nested_schools_and_no_slopes():
+    d = make_data(21, n_schools=30, n_trusts=5)
+    X, Z, fixed, random = _design(d, slope=False)
+    crossed = d["trust"].to_numpy().copy()
+    crossed[:3] = (crossed[:3] + 1) % 5  # the first school's first pupils in another trust
+    with pytest.raises(EstimationError, match=r"1 schools appear in more than one trust"):
+        fit_fast_lmm(d["y"], X, Z, d["school"], fixed_names=fixed, random_names=random, parents=crossed)
+    X, Z, fixed, random = _design(d, slope=True)
+    with pytest.raises(EstimationError, match="Three levels are fitted with random intercepts only"):
+        fit_fast_lmm(d["y"], X, Z, d["school"], fixed_names=fixed, random_names=random, parents=d["trust"].to_numpy())
+
+
 def test_three_levels_equal_statsmodels_formula_interface_on_shuffled_rows():
     import statsmodels.formula.api as smf
 
