@@ -83,7 +83,7 @@ def run(config: Path, out: Path | None, overwrite: bool | None) -> None:
     result, folder = execute(cfg, out, overwrite=overwrite)
     for analysis in result.analyses:
         click.echo(analysis.summary())
-    click.echo(f"\nResults written to {folder}")
+    click.echo(f"\nResults written to {folder}; report: {folder / 'report.html'}")
     if result.failed:
         click.echo(f"{len(result.failed)} of {len(result.analyses)} analyses failed; see above and results.json.", err=True)
         sys.exit(result.exit_code)
@@ -107,6 +107,23 @@ def validate(config: Path, as_json: bool) -> None:
         click.echo(json.dumps(study.summary(), indent=2, default=str))
     else:
         click.echo(format_summary(cfg, study))
+
+
+@main.command()
+@click.argument("output_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--threshold",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Suppress counts below this (default: the run's output.suppression_threshold, else 10).",
+)
+@_guard
+def report(output_dir: Path, threshold: int | None) -> None:
+    """Rebuild report.html and report.md in OUTPUT_DIR from its saved results (no re-estimation)."""
+    from evaltool.report.build import write_report
+
+    written = write_report(output_dir, threshold=threshold)
+    click.echo(f"Report written to {output_dir / 'report.html'} and {output_dir / 'report.md'} ({len(written)} files).")
 
 
 @main.command()

@@ -157,6 +157,8 @@ def execute(config: Config, out: Path | None = None, *, overwrite: bool | None =
     -------
     The run result and the output folder written.
     """
+    from evaltool.report.build import write_report
+    from evaltool.report.disclosure import publish_results
     from evaltool.report.figures import save_figures
     from evaltool.results.writer import atomic_folder, check_output_folder, write_manifest, write_results
 
@@ -170,6 +172,12 @@ def execute(config: Config, out: Path | None = None, *, overwrite: bool | None =
         t0 = time.perf_counter()
         save_figures(run, tmp / "figures")
         run.timings["figures"] = time.perf_counter() - t0
+        if config.output.publication:
+            publish_results(tmp, config.output.suppression_threshold)
+        write_manifest(run, tmp)  # the report reads it (analysis descriptions, output options)
+        t0 = time.perf_counter()
+        write_report(tmp, threshold=config.output.suppression_threshold, publication=config.output.publication)
+        run.timings["report"] = time.perf_counter() - t0
         run.timings["total"] = time.perf_counter() - t_start
-        write_manifest(run, tmp)
+        write_manifest(run, tmp)  # again, to list the report files and time
     return run, out_dir

@@ -143,6 +143,10 @@ class OutputOptions(ConfigModel):
     """Output folder, relative to the config file's folder; `evaltool run --out` overrides it."""
     overwrite: bool = False
     """Replace the output folder if it exists (otherwise an existing folder is an error)."""
+    publication: bool = False
+    """The output is for publication: small counts are also suppressed in results.csv and results.json (the report always suppresses them)."""
+    suppression_threshold: int = Field(default=10, ge=1)
+    """Counts of pupils or schools below this are shown as 'c' and statistics of groups that small are withheld (default 10: the ONS 10 threshold rule)."""
 
 
 class HeterogeneityOptions(ConfigModel):

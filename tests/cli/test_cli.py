@@ -28,7 +28,7 @@ def test_run_writes_the_three_files(project, tmp_path):
     out = tmp_path / "out"
     result = invoke("run", project, "--out", out)
     assert result.exit_code == 0, result.output
-    assert {p.name for p in out.iterdir()} == {"results.csv", "results.json", "manifest.json", "figures"}
+    assert {p.name for p in out.iterdir()} == {"results.csv", "results.json", "manifest.json", "figures", "report.html", "report.md"}
     tidy = pd.read_csv(out / "results.csv")
     expected = {"analysis", "method", "outcome", "estimand", "term", "subgroup", "estimate", "std_error",
                 "ci_lower", "ci_upper", "p_value", "n_treated", "n_control", "n_obs"}
