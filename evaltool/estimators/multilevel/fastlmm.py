@@ -391,8 +391,8 @@ def fit_fast_lmm(
     # Work with centred, unit-norm columns, X·T with T = C·S (C centres every column on the constant
     # column, S scales): the criterion is then well conditioned whatever the units or location of a
     # covariate (a calendar year next to the intercept).  β = T β_t and Cov(β) = T Cov(β_t) Tᵀ.
-    transform = _conditioning_transform(X)
-    s = cluster_statistics(y, X @ transform, Z, codes, len(labels))
+    X_t, transform = _conditioning_transform(X, xtx)
+    s = cluster_statistics(y, X_t, Z, codes, len(labels))
     if parents is not None:
         s = dataclasses.replace(s, parent=_parent_codes(codes, len(labels), parents, q))
     diagonal = np.array([i == j for i in range(q) for j in range(i + 1)] + ([True] if parents is not None else []))
@@ -484,19 +484,27 @@ def _parent_codes(codes: np.ndarray, n_clusters: int, parents: np.ndarray, q: in
     return pairs.sort_values("school")["parent"].to_numpy()
 
 
-def _conditioning_transform(X: np.ndarray) -> np.ndarray:
-    """``T = C·S``: centre columns on the constant column (if any), then scale to unit norm."""
-    p = X.shape[1]
+def _conditioning_transform(X: np.ndarray, xtx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``X·T = (X − shift)·diag(scale)`` and ``T``: centre on the constant column (if any), unit norm.
+
+    Elementwise (a small-inner-dimension matrix product is slow); the constant column is
+    found from ``XᵀX`` and confirmed on the data.
+    """
+    n, p = X.shape
+    means = X.mean(axis=0)
     transform = np.eye(p)
-    constant = np.flatnonzero(np.ptp(X, axis=0) == 0) if len(X) else np.array([], dtype=int)
-    if len(constant) and X[0, constant[0]] != 0:
-        k = int(constant[0])
-        means = X.mean(axis=0)
-        means[k] = 0.0
-        transform[k, :] -= means / X[0, k]
-    centred = X @ transform
-    norms = np.sqrt((centred**2).sum(axis=0))
-    return transform * (1.0 / np.where(norms > 0, norms, 1.0))[None, :]
+    shift = np.zeros(p)
+    candidates = np.flatnonzero(np.isclose(np.diag(xtx), n * X[0] ** 2, rtol=1e-12, atol=0) & (X[0] != 0))
+    constant = [j for j in candidates if np.all(X[:, j] == X[0, j])]
+    if constant:
+        k = constant[0]
+        shift = means.copy()
+        shift[k] = 0.0
+        transform[k, :] -= shift / X[0, k]
+    centred_sq = np.diag(transform.T @ xtx @ transform)
+    norms = np.sqrt(np.where(centred_sq > 0, centred_sq, 1.0))
+    scale = 1.0 / norms
+    return (X - shift) * scale, transform * scale[None, :]
 
 
 def _boundary_terms(re_cov: np.ndarray, names: list[str], sigma2: float) -> list[str]:
