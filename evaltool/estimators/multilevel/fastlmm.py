@@ -201,20 +201,21 @@ def variance_parameter_covariance(s: ClusterStatistics, reml: bool, re_cov: np.n
 
     step = 1e-3 * np.maximum(np.abs(phi), 1e-3 * sigma2)
     hess = np.empty((k, k))
-    f0 = deviance(phi)
-    for i in range(k):  # k ≤ 4 for the structures fitted here: a loop over parameters, not rows
-        for j in range(i, k):
-            ei, ej = np.eye(k)[i] * step[i], np.eye(k)[j] * step[j]
-            if i == j:
-                value = (deviance(phi + ei) - 2 * f0 + deviance(phi - ei)) / step[i] ** 2
-            else:
-                value = (deviance(phi + ei + ej) - deviance(phi + ei - ej) - deviance(phi - ei + ej)
-                         + deviance(phi - ei - ej)) / (4 * step[i] * step[j])
-            hess[i, j] = hess[j, i] = value
-    try:
-        return 2.0 * np.linalg.inv(hess)
+    try:  # near a singular Ψ the perturbed matrices may not be positive definite: then no SEs
+        f0 = deviance(phi)
+        for i in range(k):  # k ≤ 4 for the structures fitted here: a loop over parameters, not rows
+            for j in range(i, k):
+                ei, ej = np.eye(k)[i] * step[i], np.eye(k)[j] * step[j]
+                if i == j:
+                    value = (deviance(phi + ei) - 2 * f0 + deviance(phi - ei)) / step[i] ** 2
+                else:
+                    value = (deviance(phi + ei + ej) - deviance(phi + ei - ej) - deviance(phi - ei + ej)
+                             + deviance(phi - ei - ej)) / (4 * step[i] * step[j])
+                hess[i, j] = hess[j, i] = value
+        cov = 2.0 * np.linalg.inv(hess)
     except np.linalg.LinAlgError:
         return np.full((k, k), np.nan)
+    return cov if np.all(np.diag(cov) > 0) else np.full((k, k), np.nan)
 
 
 @dataclass

@@ -208,3 +208,17 @@ def test_boundary_fits_have_no_variance_standard_errors():
     fit = fit_fast_lmm(d2["y"], X, Z, d2["school"], fixed_names=fixed, random_names=random)
     assert fit.boundary == ["Intercept"]
     assert fit.variance_components()["std_error"].isna().all()
+
+
+def test_nearly_singular_random_effects_give_missing_variance_ses_not_a_crash():
+    from evaltool.estimators.multilevel.fastlmm import cluster_statistics, variance_parameter_covariance
+
+    d = make_data(4)
+    X, Z, _, _ = _design(d, slope=True)
+    codes = d["school"].to_numpy()
+    s = cluster_statistics(d["y"].to_numpy(), X, Z, codes, int(codes.max()) + 1)
+    # not a boundary fit (smallest eigenvalue 3.8e-7 > 1e-8), but finite-difference steps leave the PD cone
+    psi = np.array([[0.25, 0.05], [0.05, 0.01 + 4e-7]])
+    assert np.linalg.eigvalsh(psi)[0] > 1e-8
+    cov = variance_parameter_covariance(s, True, psi, 1.0)
+    assert cov.shape == (4, 4) and np.isnan(cov).all()
