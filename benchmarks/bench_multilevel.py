@@ -76,6 +76,11 @@ def main() -> None:
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}")
 
+    # 0. warm-up (one-off import and first-call costs of both engines are not part of a fit)
+    small = make_data(2_000, 50, 10, seed=2)
+    fast(*small[:3])
+    mixedlm(*small[:3])
+
     # 1. the comparison size: both engines, same data, same run
     y, X, school, _ = make_data(args.compare_pupils, args.compare_schools, args.trusts)
     fit_f, t_f = fast(y, X, school)
