@@ -387,7 +387,10 @@ def post_process(method: Method, context: AnalysisContext, result: AnalysisResul
     if getattr(spec, "heterogeneity", None) is not None and "heterogeneity" not in result.diagnostics \
             and result.estimates:
         result = school_subgroups(method, context, result)
-    standardiser = outcome_standardiser(context)
+    # Estimates read from an external file (meta-analysis of published effects) are not on the scale of
+    # this study's outcome, so they are not standardised with its SD.
+    external = getattr(spec, "effects_file", None) is not None
+    standardiser = None if external else outcome_standardiser(context)
     if standardiser is not None:
         result.estimates = [e if e.effect_size is not None else standardise(e, standardiser) for e in result.estimates]
         result.diagnostics["effect_size"] = standardiser.to_dict()

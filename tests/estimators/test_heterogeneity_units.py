@@ -47,3 +47,26 @@ def test_two_gaps_are_one_family():
     # Holm over {0.01, 0.03}: (0.02, 0.03); the focal row 'a' gets its gap's 0.02
     np.testing.assert_allclose(table["interaction_p_holm"], [0.02, 0.02, 0.03])
     np.testing.assert_allclose(table["interaction_p_bh"], [0.02, 0.02, 0.03])
+
+
+def test_post_process_standardises_outcome_estimates_but_not_external_effects():
+    from types import SimpleNamespace
+
+    from evaltool.estimators.heterogeneity import post_process
+    from evaltool.results import AnalysisResult, EffectEstimate
+    from evaltool.results.effect_size import hedges_correction
+
+    frame = pd.DataFrame({"school": ["1", "2", "3", "4"], "year": 2019, "att8": [40.0, 44.0, 50.0, 46.0]})
+    context = SimpleNamespace(outcome="att8", study=SimpleNamespace(pupils=None), panel=SimpleNamespace(frame=frame))
+
+    def result():
+        e = EffectEstimate.from_normal(term="t", estimand="ATT", estimate=2.0, std_error=0.5)
+        return AnalysisResult(analysis="a", method="m", estimates=[e])
+
+    context.spec = SimpleNamespace(heterogeneity=None)
+    done = post_process(None, context, result())
+    sd = frame["att8"].std(ddof=1)
+    assert done.estimates[0].effect_size == pytest.approx(hedges_correction(4) * 2.0 / sd)
+    assert done.diagnostics["effect_size"]["level"] == "school"
+    context.spec = SimpleNamespace(heterogeneity=None, effects_file="published_effects.csv")
+    assert post_process(None, context, result()).estimates[0].effect_size is None
