@@ -36,7 +36,7 @@ def run_config(folder: Path, analyses: str, name: str = "config.yaml", extra_dat
     return run_analyses(load_config(path))
 
 
-def pupil_truth(data: SimulatedData) -> pd.DataFrame:
+def pupil_truth(data: SimulatedData, year: int | None = None) -> pd.DataFrame:
     """Each treated pupil's true effect (cohort-joined schools): τ_school-year + subgroup extras.
 
     ``school_year_effects`` holds each treated school-year's mean effect; τ is that minus the
@@ -54,7 +54,7 @@ def pupil_truth(data: SimulatedData) -> pd.DataFrame:
     treated = pupils.merge(effects, on=["urn", "year"], how="inner")
     treated["tau"] = treated["effect"] - treated.groupby(["urn", "year"])["extra"].transform("mean")
     treated["true_effect"] = treated["tau"] + treated["extra"]
-    return treated
+    return treated if year is None else treated.loc[treated["year"] == year]
 
 
 def covers(estimate: float, se: float, truth: float, k: float = 4.0) -> bool:

@@ -12,9 +12,13 @@ from evaltool.errors import ConfigError
 from evaltool.report.plots_subgroups import forest_figure
 from evaltool.results.effect_size import hedges_correction
 
+# One exam year: with two, schools joining in 2019 add within-school contrasts of first-year effects, which
+# dominate the random-intercept estimate (effects grow with years since joining), so the coefficient is no
+# longer the treated pupils' average effect (documented in docs/configuration.md).
 PUPIL_MODEL = """
   - name: ml
     method: multilevel
+    years: [2019]
     pupil_covariates: [ks2_score, disadvantaged, sen, female]
     school_covariates: [ks2_prior, fsm_pct]
     heterogeneity:
@@ -33,7 +37,7 @@ def test_pupil_model_recovers_the_effect_and_reports_the_model(pupil_run):
     data, run = pupil_run
     result = run.analyses[0]
     assert result.status == "ok", result.error
-    truth = pupil_truth(data)
+    truth = pupil_truth(data, year=2019)
     overall = result.estimate("treated")
     assert covers(overall.estimate, overall.std_error, truth["true_effect"].mean())
     model = result.diagnostics["model"]
@@ -47,7 +51,7 @@ def test_pupil_model_recovers_the_effect_and_reports_the_model(pupil_run):
 def test_subgroup_effects_cover_truth_and_interaction_detects_disadvantaged(pupil_run):
     data, run = pupil_run
     result = run.analyses[0]
-    truth = pupil_truth(data)
+    truth = pupil_truth(data, year=2019)
     table = result.diagnostics["heterogeneity"]
     assert (table["status"] == "ok").all()
     for row in table.itertuples():
@@ -62,10 +66,10 @@ def test_subgroup_effects_cover_truth_and_interaction_detects_disadvantaged(pupi
     # binary column: the joint Wald test is the single interaction test (χ²(1) = z²)
     assert dis.loc["disadvantaged=1", "joint_interaction_p_value"] == pytest.approx(
         dis.loc["disadvantaged=1", "interaction_p_value"], rel=1e-6)
-    assert dis.loc["prior_band=low", "joint_interaction_p_value"] < 1e-3
+    assert dis.loc["prior_band=low", "joint_interaction_p_value"] < 0.05
     # low prior attainers gain more than high (the reference level set in the config)
     assert dis.loc["prior_band=high", "reason"] == "reference level"
-    assert dis.loc["prior_band=low", "interaction_p_value"] < 1e-3
+    assert dis.loc["prior_band=low", "interaction_p_value"] < 0.05
     # adjusted p-values: Holm ≥ BH ≥ raw
     ok = table["interaction_p_value"].notna()
     assert (table.loc[ok, "interaction_p_holm"] >= table.loc[ok, "interaction_p_bh"] - 1e-15).all()
@@ -276,3 +280,20 @@ def test_fast_and_statsmodels_engines_agree_through_the_method(simulated):
     assert llf_fast >= llf_sm - 1e-8
     assert llf_fast == pytest.approx(llf_sm, abs=1e-4)
     np.testing.assert_allclose(va, vb, rtol=1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [10, 11])
+def test_pupil_recovery_holds_on_other_seeds(seed, tmp_path):
+    from evaltool.data.simulate import SimulationSettings, simulate, write_simulation
+
+    data = simulate(SimulationSettings(seed=seed, n_schools=300))
+    write_simulation(data, tmp_path)
+    result = run_config(tmp_path, PUPIL_MODEL).analyses[0]
+    assert result.status == "ok", result.error
+    truth = pupil_truth(data, year=2019)
+    overall = result.estimate("treated")
+    assert covers(overall.estimate, overall.std_error, truth["true_effect"].mean())
+    for row in result.diagnostics["heterogeneity"].itertuples():
+        column, code = row.subgroup.split("=")
+        assert covers(row.estimate, row.std_error, truth.loc[truth[column].astype(str) == code, "true_effect"].mean())
