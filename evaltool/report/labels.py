@@ -12,6 +12,8 @@ KNOWN_LABELS: dict[str, str] = {
     "eal_pct": "% pupils with English as an additional language",
     "sen_pct": "% pupils with special educational needs",
     "cohort_size": "Number of pupils in the year group",
+    "distance": "Propensity score (logit)",
+    "baseline_outcome": "Outcome before joining",
 }
 
 

@@ -1,0 +1,1 @@
+"""Diagnostics: covariate balance, overlap."""

@@ -1,0 +1,1 @@
+"""Propensity-score matching and weighting (methods ``psm`` and ``ipw``)."""

@@ -1,0 +1,203 @@
+"""``method: ipw``: inverse-probability weighting for the ATT, sharing the propensity model and diagnostics.
+
+Treated units get weight 1 and comparison units ê/(1 − ê) (the odds of the
+propensity score), normalised within the comparison group (Hájek form):
+
+ATT = Ȳ₁ − Σ_{T=0} wᵢYᵢ / Σ_{T=0} wᵢ,  wᵢ = exp(xᵢ'β̂).
+
+The standard error is the sandwich of the stacked estimating equations
+(ψ_β = (T − ê)x, ψ₁ = T(Y − μ₁), ψ₀ = (1 − T)w(Y − μ₀)), so it accounts for the
+estimation of the propensity score (Lunceford & Davidian 2004, *Statistics in
+Medicine* 23, §3; Stefanski & Boos 2002), clustered by school, trust or local
+authority with the G/(G − 1) factor and t(G − 1) intervals.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from scipy.special import expit
+
+from evaltool.diagnostics.balance import balance_table, overlap_summary
+from evaltool.errors import EstimationError
+from evaltool.estimators.common import cluster_ids, few_clusters_warning
+from evaltool.estimators.psm.estimate import AttFit
+from evaltool.estimators.psm.matching import common_support
+from evaltool.estimators.psm.method import PropensityOptions, _balance_frame, prepare_units
+from evaltool.estimators.psm.propensity import _separation_error, check_covariates, design_matrix
+from evaltool.estimators.registry import Method, register
+from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
+
+if TYPE_CHECKING:
+    from evaltool.pipeline import AnalysisContext
+
+
+class IpwOptions(PropensityOptions):
+    """Options of ``method: ipw``."""
+
+    method: Literal["ipw"]
+    propensity_model: Literal["logistic"] = "logistic"  # type: ignore[assignment]
+    """Model of P(join | covariates): logistic regression (its fit enters the IPW standard error)."""
+    cluster: Literal["school", "trust", "local_authority"] = "school"
+    """Cluster of the standard errors (a comparison school serving several cohorts is one cluster)."""
+
+
+def ipw_att(
+    y: np.ndarray, treat: np.ndarray, X: np.ndarray, clusters: np.ndarray, names: list[str] | None = None
+) -> tuple[AttFit, np.ndarray, np.ndarray]:
+    """Hájek IPW estimate of the ATT with the stacked M-estimation sandwich SE.
+
+    Parameters
+    ----------
+    y, treat
+        Outcome and treatment indicator.
+    X
+        Propensity design *with* a constant column (logistic model).
+    clusters
+        Integer cluster id per unit.
+    names
+        Term names of ``X`` (for messages).
+
+    Returns
+    -------
+    fit, ATT weights (1 for treated, normalised odds for comparison units), propensity scores
+    """
+    t = treat.astype(float)
+    with np.errstate(all="ignore"):
+        model = sm.Logit(t, X).fit(method="newton", disp=0, maxiter=100)
+    beta = model.params
+    linear = X @ beta
+    if not np.all(np.isfinite(linear)) or (np.all(linear[treat] > 15) and np.all(linear[~treat] < -15)):
+        raise _separation_error(names or ["(Intercept)", *[f"x{i}" for i in range(1, X.shape[1])]])
+    p = expit(linear)
+    odds = np.exp(linear)
+    mu1 = float(np.mean(y[treat]))
+    w0 = (1 - t) * odds
+    mu0 = float(np.sum(w0 * y) / np.sum(w0))
+    n, k = X.shape
+    psi = np.column_stack([(t - p)[:, None] * X, t * (y - mu1), w0 * (y - mu0)])
+    A = np.zeros((k + 2, k + 2))
+    A[:k, :k] = (X * (p * (1 - p))[:, None]).T @ X / n
+    A[k, k] = t.mean()
+    A[k + 1, k + 1] = w0.mean()
+    A[k + 1, :k] = -((w0 * (y - mu0))[:, None] * X).mean(axis=0)
+    groups = np.unique(clusters, return_inverse=True)[1]
+    n_clusters = int(groups.max()) + 1
+    summed = np.zeros((n_clusters, k + 2))
+    np.add.at(summed, groups, psi)
+    B = summed.T @ summed / n * n_clusters / (n_clusters - 1)
+    A_inv = np.linalg.inv(A)
+    V = A_inv @ B @ A_inv.T / n
+    c = np.zeros(k + 2)
+    c[k], c[k + 1] = 1.0, -1.0
+    se = float(np.sqrt(c @ V @ c))
+    weights = np.where(treat, 1.0, w0 / w0.sum() * (~treat).sum())
+    fit = AttFit(mu1 - mu0, se, n_clusters - 1, "", n_clusters)
+    return fit, weights, p
+
+
+def fit_ipw(
+    units: pd.DataFrame,
+    outcome_column: str,
+    covariates: list[str],
+    *,
+    common_support_rule: str = "none",
+    cluster: str = "school",
+    ci_level: float = 0.95,
+    sample: SampleReport | None = None,
+    stage: str = "ipw",
+) -> tuple[EffectEstimate, dict, SampleReport, list[str]]:
+    """IPW estimate of the ATT on a frame of units (see :func:`evaltool.estimators.psm.method.fit_psm`)."""
+    sample = sample if sample is not None else SampleReport(n_rows_in=len(units))
+    warnings: list[str] = []
+    treat = units["treated"].to_numpy(dtype=bool)
+    if treat.all() or not treat.any():
+        raise EstimationError("IPW needs both treated and comparison schools; check event_times and comparison.", user_error=True)
+    check_covariates(units, covariates, treat)
+    X = design_matrix(units, covariates)
+    if units["cohort"].nunique() > 1:
+        X = pd.concat([X, pd.get_dummies(units["cohort"].astype(str), prefix="cohort_", drop_first=True, dtype=float)], axis=1)
+    exog = sm.add_constant(X.to_numpy(dtype=float), has_constant="add")
+    if common_support_rule != "none":
+        with np.errstate(all="ignore"):
+            first = expit(exog @ sm.Logit(treat.astype(float), exog).fit(method="newton", disp=0).params)
+        keep = common_support(first, treat, common_support_rule)  # type: ignore[arg-type]
+        for is_t, label in ((True, "treated schools"), (False, "comparison school-cohort units")):
+            hit = ~keep & (treat == is_t)
+            sample.exclude("outside common support of the propensity score", int(hit.sum()),
+                           int(units.loc[hit, "school"].nunique()), unit=label, stage=stage, changes_estimand=is_t)
+        units, treat, exog, X = units.loc[keep].reset_index(drop=True), treat[keep], exog[keep], X.loc[keep].reset_index(drop=True)
+    school_rows = units.drop_duplicates("school").set_index("school")
+    codes, n_clusters, note = cluster_ids(units["school"], school_rows, cluster)
+    if n_clusters < 30:
+        warnings.append(few_clusters_warning(n_clusters, cluster))
+    y = units[outcome_column].to_numpy(dtype=float)
+    fit, weights, score = ipw_att(y, treat, exog, codes.to_numpy(), ["(Intercept)", *map(str, X.columns)])
+    estimate = EffectEstimate.from_normal(
+        term="ATT (IPW DiD)" if outcome_column == "y_change" else "ATT (IPW)",
+        estimand="ATT",
+        estimate=fit.estimate,
+        std_error=fit.std_error,
+        ci_level=ci_level,
+        df=fit.df,
+        n_treated=int(treat.sum()),
+        n_control=int(units.loc[~treat, "school"].nunique()),
+        n_obs=int(len(units)),
+        inference=f"sandwich (stacked estimating equations incl. the propensity model), clustered by {note} "
+        f"({n_clusters} clusters), t({n_clusters - 1})",
+    )
+    control_w = weights[~treat]
+    ess = float(control_w.sum() ** 2 / np.sum(control_w**2))
+    sample.n_rows_used = int(len(units))
+    sample.n_units_used = int(units["school"].nunique())
+    diagnostics = {
+        "design": {"propensity_model": "logistic", "common_support": common_support_rule, "cluster": cluster,
+                   "n_treated_units": int(treat.sum()), "n_comparison_units": int((~treat).sum()),
+                   "effective_comparison_sample_size": ess,
+                   "max_comparison_weight_share": float(control_w.max() / control_w.sum())},
+        "overlap": overlap_summary(score, treat),
+        "balance": balance_table(_balance_frame(units, covariates, np.log(score / (1 - score))), treat, weights),
+        "propensity_scores": pd.DataFrame({"treated": treat.astype(int), "score": score, "matched": 1, "weight": weights}),
+    }
+    if ess < 0.1 * (~treat).sum():
+        warnings.append(f"IPW weights are concentrated: effective comparison sample {ess:.0f} of {(~treat).sum()} units.")
+    return estimate, diagnostics, sample, warnings
+
+
+def run(context: AnalysisContext) -> AnalysisResult:
+    spec: IpwOptions = context.spec  # type: ignore[assignment]
+    units, covariates, outcome_column, sample = prepare_units(context, spec, [])
+    estimate, diagnostics, sample, warnings = fit_ipw(
+        units, outcome_column, covariates, common_support_rule=spec.common_support, cluster=spec.cluster,
+        ci_level=spec.ci_level, sample=sample, stage=spec.name,
+    )
+    diagnostics["design"].update(event_times=list(spec.event_times), did=spec.did)
+    return AnalysisResult(
+        analysis=spec.name,
+        method=spec.method,
+        outcome=context.outcome,
+        estimates=[estimate.with_context(method=spec.method, outcome=context.outcome)],
+        diagnostics=diagnostics,
+        sample=sample,
+        warnings=warnings,
+    )
+
+
+def figures(result: AnalysisResult) -> dict:
+    from evaltool.report.plots_psm import love_plot, overlap_plot
+
+    return {"love_plot": love_plot(result), "overlap": overlap_plot(result)}
+
+
+register(
+    Method(
+        name="ipw",
+        options=IpwOptions,
+        run=run,
+        summary="Inverse-probability weighting for the ATT (odds weights), same propensity model and balance diagnostics.",
+        figures=figures,
+    )
+)

@@ -1,0 +1,461 @@
+"""``method: psm``: propensity-score matching, optionally with matched DiD.
+
+Flow: units (school × cohort, baseline-year covariates; :mod:`.design`) →
+propensity model (:mod:`.propensity`) → common-support trimming and
+nearest-neighbour matching (:mod:`.matching`) → balance before/after
+(:mod:`evaltool.diagnostics.balance`) → ATT and SE (:mod:`.estimate`).
+Treated schools dropped by common support or the caliper are exclusions that
+change the estimand (the ATT is then for the matched treated schools), and are
+reported as such.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field, model_validator
+
+from evaltool.config.models import AnalysisBase
+from evaltool.diagnostics.balance import balance_table, overlap_summary
+from evaltool.errors import EstimationError
+from evaltool.estimators.common import cluster_ids, few_clusters_warning
+from evaltool.estimators.psm.design import build_units
+from evaltool.estimators.psm.estimate import AttFit, abadie_imbens, weighted_att
+from evaltool.estimators.psm.matching import STATUS_NO_CONTROL, STATUS_NO_SUPPORT, MatchResult, common_support, match
+from evaltool.estimators.psm.propensity import check_covariates, design_matrix, fit_propensity
+from evaltool.estimators.registry import Method, register
+from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
+
+if TYPE_CHECKING:
+    from evaltool.config import Config
+    from evaltool.pipeline import AnalysisContext
+
+#: Exact-match columns that are not covariates but canonical panel columns.
+EXACT_CANONICAL = ("local_authority",)
+
+
+class PropensityOptions(AnalysisBase):
+    """Keys shared by ``psm`` and ``ipw``: the sample, the propensity model and the outcome."""
+
+    covariates: list[str] | None = None
+    """Covariates of the propensity model, measured in each joiner's baseline year; default columns.covariates."""
+    covariate_years: int | None = Field(default=None, ge=1)
+    """Years before joining over which covariates are averaged (null: every pre-joining year in the data)."""
+    match_on_baseline_outcome: bool = False
+    """Also match on the outcome in the baseline year (beware regression to the mean with did: true)."""
+    propensity_model: Literal["logistic", "gradient_boosting"] = "logistic"
+    """Model of P(join | covariates): unpenalised logistic regression or gradient boosting."""
+    event_times: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    """Years since joining (0 = joining year) whose outcomes are averaged as the 'after' outcome."""
+    did: bool = True
+    """Matched difference-in-differences: compare the change from the baseline year rather than the level after."""
+    comparison: Literal["never_joined", "not_yet_joined"] = "never_joined"
+    """Comparison schools: never joined, or also schools joining after the cohort's last post year."""
+    common_support: Literal["none", "treated", "control", "both"] = "none"
+    """Drop units outside the other group's propensity-score range (treated, control or both)."""
+    ci_level: float = Field(default=0.95, gt=0.5, lt=1.0)
+    """Confidence level of the intervals."""
+
+    @model_validator(mode="after")
+    def _event_times_valid(self) -> PropensityOptions:
+        if min(self.event_times) < 0:
+            raise ValueError(f"event_times are years since joining and must be 0 or more (got {self.event_times})")
+        return self
+
+    def covariate_list(self, config: Config) -> list[str]:
+        return list(self.covariates) if self.covariates is not None else list(config.columns.covariates)
+
+    def cross_check(self, config: Config) -> list[tuple[tuple, str]]:
+        problems: list[tuple[tuple, str]] = []
+        if config.columns.join_year is None:
+            problems.append((("method",), f"{self.method} needs columns.join_year (the year each school joined)"))
+        covariates = self.covariate_list(config)
+        if not covariates and not self.match_on_baseline_outcome:
+            problems.append((("covariates",), "no covariates: list some in columns.covariates or set match_on_baseline_outcome: true"))
+        unknown = [c for c in covariates if c not in config.columns.covariates]
+        if unknown:
+            problems.append(
+                (("covariates",), f"{unknown} are not in columns.covariates {config.columns.covariates}; add them there first")
+            )
+        cluster = getattr(self, "cluster", None)
+        if cluster in ("trust", "local_authority") and getattr(config.columns, cluster) is None:
+            problems.append((("cluster",), f"clustering by {cluster} needs columns.{cluster}; map it or cluster by school"))
+        return problems
+
+
+class PsmOptions(PropensityOptions):
+    """Options of ``method: psm``."""
+
+    method: Literal["psm"]
+    distance: Literal["logit", "propensity", "mahalanobis"] = "logit"
+    """Matching distance: logit of the propensity score, the score itself, or Mahalanobis on the covariates."""
+    ratio: int = Field(default=1, ge=1, le=20)
+    """Comparison schools per treated school (k of 1:k)."""
+    replace: bool = False
+    """Match with replacement (a comparison school may serve several treated schools)."""
+    caliper: float | None = Field(default=0.2, gt=0)
+    """Caliper in standard deviations of the logit propensity score (of the score itself for distance: propensity); null for none."""
+    exact: list[str] = Field(default_factory=list)
+    """Columns matched exactly (local_authority or covariates such as a region code); cohort is always exact."""
+    order: Literal["largest", "smallest", "random", "data"] = "largest"
+    """Order in which treated schools choose without replacement (largest propensity score first, as MatchIt)."""
+    regression_adjustment: bool = False
+    """Adjust the outcome model for the covariates (with treatment interactions) on the matched sample."""
+    cluster: Literal["matched_set", "school", "trust", "local_authority"] = "matched_set"
+    """Cluster of the standard errors without replacement (matched_set: the matched pair/set, as MatchIt)."""
+
+    def cross_check(self, config: Config) -> list[tuple[tuple, str]]:
+        problems = super().cross_check(config)
+        for i, column in enumerate(self.exact):
+            if column in EXACT_CANONICAL:
+                if getattr(config.columns, column) is None:
+                    problems.append((("exact", i), f"exact matching on {column} needs columns.{column}"))
+            elif column not in config.columns.covariates:
+                problems.append(
+                    (("exact", i), f"'{column}' is neither local_authority nor in columns.covariates; add it there to match on it")
+                )
+        return problems
+
+
+def _check_ratio(n_t: int, n_c: int, ratio: int, replace: bool, warnings: list[str]) -> None:
+    """Enough comparison units for 1:k matching without replacement?"""
+    if replace:
+        return
+    if n_c < ratio:
+        raise EstimationError(
+            f"Only {n_c} comparison units for ratio: {ratio} without replacement, so no treated school can get "
+            f"{ratio} matches. Lower ratio, set replace: true, or use comparison: not_yet_joined.",
+            user_error=True,
+        )
+    if n_c < ratio * n_t:
+        warnings.append(
+            f"Only {n_c} comparison units for {n_t} treated schools × ratio {ratio} without replacement: some treated "
+            "schools get fewer or no matches (counted in the sample report). Lower ratio or set replace: true."
+        )
+
+
+def _caliper_width(caliper: float | None, distance_score: np.ndarray) -> float | None:
+    """Absolute caliper: ``caliper`` SDs of the distance score (MatchIt ``std.caliper = TRUE``)."""
+    return None if caliper is None else float(caliper * np.std(distance_score, ddof=1))
+
+
+def exact_codes(units: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Integer code of each unit's exact-match cell (cohort × the exact columns)."""
+    keys = units[["cohort", *columns]].astype(str)
+    return pd.MultiIndex.from_frame(keys).factorize()[0] if columns else pd.factorize(keys["cohort"])[0]
+
+
+def check_exact_overlap(units: pd.DataFrame, columns: list[str]) -> None:
+    """Each exact-match column must share at least one value between the groups."""
+    treat = units["treated"].to_numpy()
+    for column in columns:
+        shared = set(units.loc[treat, column].dropna()) & set(units.loc[~treat, column].dropna())
+        if not shared:
+            raise EstimationError(
+                f"Exact matching on '{column}' (option exact) is impossible: no value of '{column}' occurs among both "
+                f"treated and comparison schools. Remove '{column}' from exact.",
+                user_error=True,
+            )
+
+
+def fit_psm(
+    units: pd.DataFrame,
+    outcome_column: str,
+    covariates: list[str],
+    *,
+    rng: np.random.Generator,
+    distance: str = "logit",
+    ratio: int = 1,
+    replace: bool = False,
+    caliper: float | None = 0.2,
+    exact: list[str] | None = None,
+    order: str = "largest",
+    common_support_rule: str = "none",
+    propensity_model: str = "logistic",
+    regression_adjustment: bool = False,
+    cluster: str = "matched_set",
+    ci_level: float = 0.95,
+    sample: SampleReport | None = None,
+    stage: str = "psm",
+) -> tuple[EffectEstimate, dict, SampleReport, list[str]]:
+    """Match and estimate the ATT on a frame of units (one row each).
+
+    ``units`` needs ``school``, ``cohort``, ``treated`` (bool), the covariates,
+    the exact columns and ``outcome_column``; ``trust``/``local_authority`` for
+    those clusters.
+
+    Returns
+    -------
+    estimate, diagnostics, sample report, warnings
+    """
+    sample = sample if sample is not None else SampleReport(n_rows_in=len(units))
+    exact = list(exact or [])
+    warnings: list[str] = []
+    treat = units["treated"].to_numpy(dtype=bool)
+    n_t, n_c = int(treat.sum()), int((~treat).sum())
+    if n_t == 0 or n_c == 0:
+        raise EstimationError(
+            f"No {'treated' if n_t == 0 else 'comparison'} schools left to match (treated {n_t}, comparison {n_c}). "
+            "Check event_times against the years in the data, comparison, and the exclusions listed in the sample report.",
+            user_error=True,
+        )
+    check_covariates(units, covariates, treat)
+    check_exact_overlap(units, exact)
+    _check_ratio(n_t, n_c, ratio, replace, warnings)
+    X = design_matrix(units, covariates)
+    if units["cohort"].nunique() > 1:
+        X = pd.concat([X, pd.get_dummies(units["cohort"].astype(str), prefix="cohort_", drop_first=True, dtype=float)], axis=1)
+    model = fit_propensity(X, treat, kind=propensity_model, rng=rng)
+    if not model.converged:
+        warnings.append("The propensity model did not converge; check for near-separation among the covariates.")
+    score = {"logit": model.logit, "propensity": model.score}.get(distance, model.logit)
+    width = _caliper_width(caliper, score)
+    keep = common_support(model.score, treat, common_support_rule)  # type: ignore[arg-type]
+    result = match(
+        treat,
+        score=score,
+        covariates=design_matrix(units, covariates).to_numpy(dtype=float) if distance == "mahalanobis" else None,
+        distance="mahalanobis" if distance == "mahalanobis" else "score",
+        ratio=ratio,
+        replace=replace,
+        caliper=width,
+        exact=exact_codes(units, exact),
+        eligible=keep,
+        order=order,  # type: ignore[arg-type]
+        rng=rng,
+    )
+    _record_unmatched(units, result, treat, keep, sample, stage, caliper, exact, replace, ratio, warnings)
+    n_matched_t = int((result.weights[treat] > 0).sum())
+    if n_matched_t == 0:
+        raise EstimationError(
+            f"No treated school has a comparison school within the caliper ({caliper} SD of the {distance} score"
+            + (f", exact on {exact}" if exact else "")
+            + "). Widen caliper (or set caliper: null), drop exact columns, or use replace: true.",
+            user_error=True,
+        )
+    y = units[outcome_column].to_numpy(dtype=float)
+    fit = _estimate(units, y, treat, score, result, covariates, regression_adjustment, replace, cluster)
+    if fit.n_clusters is not None and fit.n_clusters < 30:
+        warnings.append(few_clusters_warning(fit.n_clusters, cluster))
+    matched = result.weights > 0
+    estimate = EffectEstimate.from_normal(
+        term="ATT (matched DiD)" if outcome_column == "y_change" else "ATT",
+        estimand="ATT",
+        estimate=fit.estimate,
+        std_error=fit.std_error,
+        ci_level=ci_level,
+        df=fit.df,
+        n_treated=n_matched_t,
+        n_control=int(units.loc[matched & ~treat, "school"].nunique()),
+        n_obs=int(matched.sum()),
+        inference=fit.inference,
+    )
+    sample.n_rows_used = int(matched.sum())
+    sample.n_units_used = int(units.loc[matched, "school"].nunique())
+    balance_X = _balance_frame(units, covariates, model.logit if distance != "propensity" else model.score)
+    diagnostics = {
+        "design": {
+            "distance": distance,
+            "ratio": ratio,
+            "replace": replace,
+            "caliper_sd": caliper,
+            "caliper_width": width,
+            "exact": ["cohort", *exact],
+            "order": order if not replace else None,
+            "common_support": common_support_rule,
+            "propensity_model": propensity_model,
+            "regression_adjustment": regression_adjustment,
+            "n_treated_units": n_t,
+            "n_comparison_units": n_c,
+            "n_treated_matched": n_matched_t,
+            "n_comparison_matched": int((matched & ~treat).sum()),
+            "n_pairs": result.n_pairs,
+            "cohorts": {int(k): int(v) for k, v in units.loc[treat, "cohort"].value_counts().sort_index().items()},
+        },
+        "propensity_coefficients": model.coefficients,
+        "overlap": overlap_summary(model.score, treat),
+        "balance": balance_table(balance_X, treat, result.weights),
+        "propensity_scores": pd.DataFrame(
+            {"treated": treat.astype(int), "score": model.score, "matched": matched.astype(int), "weight": result.weights}
+        ),
+        "matched_units": units.loc[matched, ["school", "cohort", "treated"]]
+        .assign(weight=result.weights[matched], matched_set=result.unit_subclass[matched])
+        .reset_index(drop=True),
+    }
+    return estimate, diagnostics, sample, warnings
+
+
+def _estimate(
+    units: pd.DataFrame,
+    y: np.ndarray,
+    treat: np.ndarray,
+    score: np.ndarray,
+    result: MatchResult,
+    covariates: list[str],
+    regression_adjustment: bool,
+    replace: bool,
+    cluster: str,
+) -> AttFit:
+    covs = design_matrix(units, covariates).to_numpy(dtype=float) if regression_adjustment else None
+    if replace and not regression_adjustment:
+        return abadie_imbens(y, treat, score, result.pair_treated, result.pair_control)
+    if cluster == "matched_set" and not replace:
+        return weighted_att(y, treat, result.weights, covariates=covs, clusters=result.unit_subclass, cluster_label="matched set")
+    level = "school" if cluster == "matched_set" else cluster
+    school_rows = units.drop_duplicates("school").set_index("school")
+    codes, _, note = cluster_ids(units["school"], school_rows, level)
+    return weighted_att(y, treat, result.weights, covariates=covs, clusters=codes.to_numpy(), cluster_label=note)
+
+
+def _balance_frame(units: pd.DataFrame, covariates: list[str], distance_score: np.ndarray) -> pd.DataFrame:
+    """Distance plus covariates, categorical ones as one 0/1 column per level."""
+    parts = [pd.Series(distance_score, index=units.index, name="distance")]
+    for column in covariates:
+        values = units[column]
+        if pd.api.types.is_numeric_dtype(values):
+            parts.append(values.astype(float))
+        else:
+            parts.append(pd.get_dummies(values.astype(str), prefix=column, prefix_sep="", dtype=float))
+    return pd.concat(parts, axis=1).reset_index(drop=True)
+
+
+def _record_unmatched(
+    units: pd.DataFrame,
+    result: MatchResult,
+    treat: np.ndarray,
+    keep: np.ndarray,
+    sample: SampleReport,
+    stage: str,
+    caliper: float | None,
+    exact: list[str],
+    replace: bool,
+    ratio: int,
+    warnings: list[str],
+) -> None:
+    status = result.treated_status
+    no_support = status == STATUS_NO_SUPPORT
+    sample.exclude(
+        "treated school outside common support (propensity score outside the comparison range)",
+        int(no_support.sum()),
+        int(units.loc[no_support, "school"].nunique()),
+        unit="treated schools",
+        stage=stage,
+        changes_estimand=True,
+    )
+    no_control = status == STATUS_NO_CONTROL
+    why = [f"caliper {caliper} SD" if caliper is not None else None, f"exact on cohort{', ' + ', '.join(exact) if exact else ''}"]
+    if not replace:
+        why.append("comparison schools already used (without replacement)")
+    sample.exclude(
+        "treated school with no comparison school available (" + "; ".join(w for w in why if w) + ")",
+        int(no_control.sum()),
+        int(units.loc[no_control, "school"].nunique()),
+        unit="treated schools",
+        stage=stage,
+        changes_estimand=True,
+    )
+    dropped_controls = ~treat & ~keep
+    sample.exclude(
+        "comparison unit outside common support",
+        int(dropped_controls.sum()),
+        int(units.loc[dropped_controls, "school"].nunique()),
+        unit="comparison school-cohort units",
+        stage=stage,
+    )
+    unused = ~treat & keep & (result.weights == 0)
+    sample.exclude(
+        "comparison unit not matched to any treated school",
+        int(unused.sum()),
+        int(units.loc[unused, "school"].nunique()),
+        unit="comparison school-cohort units",
+        stage=stage,
+    )
+    short = treat & (result.n_matches > 0) & (result.n_matches < ratio)
+    if short.any():
+        warnings.append(f"{int(short.sum())} treated schools have fewer than {ratio} matches (not enough comparison schools within the caliper).")
+    lost = int((no_support | no_control).sum())
+    if lost:
+        warnings.append(
+            f"{lost} of {int(treat.sum())} treated schools were not matched (common support/caliper): the estimate is "
+            "the ATT for the matched treated schools only, not for every school that joined."
+        )
+
+
+def prepare_units(context: AnalysisContext, spec: PropensityOptions, extra: list[str]) -> tuple[pd.DataFrame, list[str], str, SampleReport]:
+    """Units frame, the covariate list (incl. baseline outcome), outcome column and sample report."""
+    frame = context.panel.frame
+    sample = SampleReport(n_rows_in=len(frame))
+    covariates = spec.covariate_list(context.config)
+    extra_cols = [c for c in ("trust", "local_authority", *extra) if c in frame.columns and c not in covariates]
+    units = build_units(
+        frame,
+        context.outcome,
+        covariates,
+        event_times=spec.event_times,
+        comparison=spec.comparison,
+        did=spec.did or spec.match_on_baseline_outcome,  # both need the baseline-year outcome
+        extra_columns=extra_cols,
+        sample=sample,
+        stage=spec.name,
+        covariate_years=spec.covariate_years,
+    )
+    if spec.match_on_baseline_outcome:
+        baseline = f"baseline_{context.outcome}"
+        units = units.assign(**{baseline: units["y_base"]})
+        covariates = [*covariates, baseline]
+    outcome_column = "y_change" if spec.did else "y_post"
+    return units, covariates, outcome_column, sample
+
+
+def run(context: AnalysisContext) -> AnalysisResult:
+    spec: PsmOptions = context.spec  # type: ignore[assignment]
+    units, covariates, outcome_column, sample = prepare_units(context, spec, list(spec.exact))
+    estimate, diagnostics, sample, warnings = fit_psm(
+        units,
+        outcome_column,
+        covariates,
+        rng=context.rng,
+        distance=spec.distance,
+        ratio=spec.ratio,
+        replace=spec.replace,
+        caliper=spec.caliper,
+        exact=list(spec.exact),
+        order=spec.order,
+        common_support_rule=spec.common_support,
+        propensity_model=spec.propensity_model,
+        regression_adjustment=spec.regression_adjustment,
+        cluster=spec.cluster,
+        ci_level=spec.ci_level,
+        sample=sample,
+        stage=spec.name,
+    )
+    diagnostics["design"]["event_times"] = list(spec.event_times)
+    diagnostics["design"]["did"] = spec.did
+    return AnalysisResult(
+        analysis=spec.name,
+        method=spec.method,
+        outcome=context.outcome,
+        estimates=[estimate.with_context(method=spec.method, outcome=context.outcome)],
+        diagnostics=diagnostics,
+        sample=sample,
+        warnings=warnings,
+    )
+
+
+def figures(result: AnalysisResult) -> dict:
+    from evaltool.report.plots_psm import love_plot, overlap_plot
+
+    return {"love_plot": love_plot(result), "overlap": overlap_plot(result)}
+
+
+register(
+    Method(
+        name="psm",
+        options=PsmOptions,
+        run=run,
+        summary="Propensity-score matching (1:k nearest neighbour, caliper, exact, Mahalanobis), optionally matched DiD.",
+        figures=figures,
+    )
+)
