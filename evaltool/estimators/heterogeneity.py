@@ -360,7 +360,17 @@ def gap_panel(focal: pd.DataFrame, reference: pd.DataFrame, outcome: str) -> pd.
     return both
 
 
-def _school_row(method, context, cells, main, options, name, kind_type, kind="subgroup"):
+def _school_row(
+    method: Method,
+    context: AnalysisContext,
+    cells: pd.DataFrame,
+    main: EffectEstimate,
+    options: Any,
+    name: str,
+    kind_type: str,
+    kind: str = "subgroup",
+) -> tuple[dict[str, Any], EffectEstimate | None]:
+    """One table row: the method rerun on ``cells``, or the reason it was skipped."""
     schools = cells.drop_duplicates("school")
     n_t = int(schools["join_year"].notna().sum())
     n_c = int(schools["join_year"].isna().sum())
