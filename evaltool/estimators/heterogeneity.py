@@ -124,6 +124,12 @@ def finish_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return table
 
 
+def skipped_warnings(table: pd.DataFrame) -> list[str]:
+    """One warning per skipped subgroup, with the reason (the reader of the results must see them)."""
+    skipped = table.loc[table["status"] == "skipped"]
+    return [f"Subgroup '{row.subgroup}' was not estimated: {row.reason}." for row in skipped.itertuples(index=False)]
+
+
 def table_estimates(table: pd.DataFrame, template: EffectEstimate) -> list[EffectEstimate]:
     """One :class:`EffectEstimate` per estimated row of the table (normal intervals)."""
     out = []
@@ -341,6 +347,7 @@ def school_subgroups(method: Method, context: AnalysisContext, result: AnalysisR
                     r["interaction_p_value"] = estimate.p_value
         rows.append(row)
     result.diagnostics["heterogeneity"] = finish_table(rows)
+    result.warnings.extend(skipped_warnings(result.diagnostics["heterogeneity"]))
     result.estimates = list(result.estimates) + estimates
     return result
 

@@ -230,6 +230,7 @@ def run(context: AnalysisContext) -> AnalysisResult:
         table = het.pupil_interactions(frame, context.outcome, spec, fit_function=_fit_with, base=estimate)
         diagnostics["heterogeneity"] = table
         estimates += het.table_estimates(table, estimates[0])
+        warnings += het.skipped_warnings(table)
     return AnalysisResult(
         analysis=spec.name,
         method=spec.method,

@@ -54,6 +54,7 @@ def test_too_few_pupils_names_min_pupils(small_study):
     table = run.analyses[0].diagnostics["heterogeneity"]
     assert (table["status"] == "skipped").all()
     assert table["reason"].str.contains(r"only \d+ pupils \(heterogeneity.min_pupils is 100000\)").all()
+    assert "Subgroup 'sen=1' was not estimated: only" in " ".join(run.analyses[0].warnings)
 
 
 def test_unexpected_subgroup_codes_are_listed(small_study):
@@ -116,6 +117,7 @@ def test_school_subgroup_with_too_few_schools_is_skipped(small_study):
     table = result.diagnostics["heterogeneity"]
     assert (table["status"] == "skipped").all()
     assert table["reason"].str.contains("heterogeneity.min_schools is 500").all()
+    assert sum("was not estimated" in w for w in result.warnings) == len(table)
     assert [e.subgroup for e in result.estimates] == ["all"]
 
 
