@@ -19,6 +19,7 @@ import pandas as pd
 from evaltool.config import AnalysisBase, Config
 from evaltool.data import SchoolPanel, StudyData, load_study
 from evaltool.errors import ConfigError, DataError, EstimationError, EvaltoolError
+from evaltool.estimators.heterogeneity import post_process
 from evaltool.estimators.registry import get_method
 from evaltool.results import TIDY_COLUMNS, AnalysisResult
 
@@ -134,7 +135,7 @@ def _run_one(config: Config, study: StudyData, spec: AnalysisBase, outcome: str)
     method = get_method(spec.method)
     context = AnalysisContext(study=study, spec=spec, outcome=outcome, rng=analysis_rng(config.seed, spec.name), config=config)
     try:
-        result = method.run(context)
+        result = post_process(method, context, method.run(context))
     except (EstimationError, DataError, ConfigError) as exc:
         code = exc.exit_code if isinstance(exc, EvaltoolError) else 1
         return AnalysisResult(

@@ -149,6 +149,30 @@ class OutputOptions(ConfigModel):
     """Counts of pupils or schools below this are shown as 'c' and statistics of groups that small are withheld (default 10: the ONS 10 threshold rule)."""
 
 
+class HeterogeneityOptions(ConfigModel):
+    """Subgroup heterogeneity of an analysis (the ``heterogeneity:`` block of any method).
+
+    For pupil-level multilevel models each ``by`` entry is a pupil column and the subgroup
+    effects come from treatment × subgroup interactions; for school-panel methods each entry
+    is a subgroup (or subgroup type) of ``data.subgroups`` and the method is rerun on each
+    subgroup's school × year panel, with the gap between two subgroups tested by rerunning it
+    on the within-school gap (a triple difference).
+    """
+
+    by: list[str] = Field(min_length=1)
+    """Pupil columns (multilevel) or subgroups / subgroup types of data.subgroups (other methods)."""
+    compare: list[tuple[str, str]] = Field(default_factory=list)
+    """Pairs [focal, reference] of school-panel subgroups whose gap is tested (triple difference)."""
+    reference: dict[str, str] = Field(default_factory=dict)
+    """Reference level of a pupil column (default: 0/'no' for yes/no columns, else the most common level)."""
+    levels: dict[str, list[str]] = Field(default_factory=dict)
+    """Expected codes of a pupil column; any other code is an error that lists them."""
+    min_pupils: int = Field(default=10, ge=1)
+    """Subgroup cells (school × year) with fewer pupils are left out; a subgroup with fewer pupils in total is skipped."""
+    min_schools: int = Field(default=5, ge=1)
+    """A subgroup needs at least this many treated and this many comparison schools, else it is skipped."""
+
+
 class AnalysisBase(ConfigModel):
     """Keys every analysis has, whatever its method."""
 
@@ -160,6 +184,8 @@ class AnalysisBase(ConfigModel):
     """Outcome column to analyse; defaults to the first of columns.outcomes."""
     description: str = ""
     """Free text shown in the report."""
+    heterogeneity: HeterogeneityOptions | None = None
+    """Optional subgroup analysis (effects by pupil subgroup, Holm/BH-adjusted p-values, forest plot)."""
 
     @field_validator("name")
     @classmethod

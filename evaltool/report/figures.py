@@ -33,9 +33,14 @@ def save_figures(run: RunResult, folder: Path) -> dict[str, list[str]]:
     written: dict[str, list[str]] = {}
     for result in run.analyses:
         method = get_method(result.method)
-        if result.status != "ok" or method.figures is None:
+        if result.status != "ok":
             continue
-        for name, fig in method.figures(result).items():
+        figures = dict(method.figures(result)) if method.figures is not None else {}
+        if result.diagnostics.get("heterogeneity") is not None:
+            from evaltool.report.plots_subgroups import forest_figure
+
+            figures["subgroups_forest"] = forest_figure(result)
+        for name, fig in figures.items():
             paths = save_figure(fig, folder, f"{result.analysis}_{name}")
             written.setdefault(result.analysis, []).extend(p.name for p in paths)
     return written

@@ -1,0 +1,263 @@
+"""``method: multilevel``: pupils in schools (in trusts), or a growth model on the school panel.
+
+The treatment indicator is 1 for a pupil (or school-year) whose school had joined the
+trust/federation by that year (``join_year ≤ year``).  The effect is the coefficient of
+``treated`` in a linear mixed model with random school intercepts (and optional random
+slopes, and an optional trust level); it is a conditional, model-based contrast whose
+causal reading rests on the covariates removing selection (schools that join differ).
+With a ``heterogeneity`` block, treatment × subgroup interactions give subgroup effects.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field, model_validator
+
+from evaltool.config.models import AnalysisBase
+from evaltool.errors import DataError
+from evaltool.estimators import heterogeneity as het
+from evaltool.estimators.multilevel.fastlmm import FastLMMResult
+from evaltool.estimators.multilevel.model import TREATED, design, fit_mixed, null_icc
+from evaltool.estimators.registry import Method, register
+from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
+
+if TYPE_CHECKING:
+    from evaltool.config import Config
+    from evaltool.pipeline import AnalysisContext
+
+
+class MultilevelOptions(AnalysisBase):
+    """Options of ``method: multilevel``."""
+
+    method: Literal["multilevel"]
+    data: Literal["pupils", "panel"] = "pupils"
+    """'pupils': pupils in schools (needs data.pupils); 'panel': growth model, years within schools."""
+    pupil_covariates: list[str] = Field(default_factory=list)
+    """Pupil-level fixed effects (columns of data.pupils, e.g. ks2_score, disadvantaged); text columns become dummies."""
+    school_covariates: list[str] = Field(default_factory=list)
+    """School-level fixed effects from columns.covariates (matched on school and year)."""
+    random_slopes: list[str] = Field(default_factory=list)
+    """Covariates whose slope varies across schools (pupils: pupil covariates; panel: 'year' for school growth)."""
+    trust_intercept: bool = False
+    """Add a random intercept for trusts (three levels; schools outside a trust are their own group)."""
+    reml: bool = True
+    """REML (default) or maximum likelihood (needed to compare models differing in fixed effects by likelihood)."""
+    engine: Literal["auto", "fast", "statsmodels"] = "auto"
+    """'auto'/'fast': the exact engine (two levels, or three with random intercepts); 'statsmodels': MixedLM."""
+    years: list[int] = Field(default_factory=list)
+    """Years to use (default: all years of the data)."""
+    ci_level: float = Field(default=0.95, gt=0.5, lt=1.0)
+    """Confidence level of the intervals."""
+
+    @model_validator(mode="after")
+    def _slopes_are_covariates(self) -> MultilevelOptions:
+        allowed = self.pupil_covariates if self.data == "pupils" else ["year"]
+        extra = [c for c in self.random_slopes if c not in allowed]
+        if extra:
+            where = "pupil_covariates" if self.data == "pupils" else "['year'] for data: panel"
+            raise ValueError(f"random_slopes {extra} must be among {where} ({allowed})")
+        if self.trust_intercept and self.random_slopes:
+            raise ValueError("random_slopes cannot be combined with trust_intercept: true (three-level slopes are not supported)")
+        return self
+
+    def cross_check(self, config: Config) -> list[tuple[tuple, str]]:
+        problems = []
+        if self.data == "pupils" and config.data.pupils is None:
+            problems.append((("data",), "data: pupils needs data.pupils (a pupil-level file); add it or use data: panel"))
+        if self.data == "panel" and self.pupil_covariates:
+            problems.append((("pupil_covariates",), "pupil_covariates need data: pupils"))
+        unknown = [c for c in self.school_covariates if c not in config.columns.covariates]
+        if unknown:
+            problems.append((("school_covariates",), f"{unknown} are not in columns.covariates {config.columns.covariates}"))
+        if self.trust_intercept and config.columns.trust is None:
+            problems.append((("trust_intercept",), "trust_intercept: true needs columns.trust"))
+        if config.columns.join_year is None:
+            problems.append((("method",), "multilevel needs columns.join_year (the year each school joined)"))
+        return problems
+
+
+# ------------------------------------------------------------------ data
+def _joined_by(join_year: pd.Series, year: pd.Series) -> np.ndarray:
+    """1.0 where the school had joined by ``year`` (never-joined schools: 0)."""
+    return (np.asarray(join_year, dtype=float) <= np.asarray(year, dtype=float)).astype(float)
+
+
+def pupil_frame(context: AnalysisContext, spec: MultilevelOptions) -> tuple[pd.DataFrame, SampleReport]:
+    """Pupils with ``treated``, school covariates and trust; every dropped row counted."""
+    pupils = context.study.pupils
+    outcome = context.outcome
+    by = spec.heterogeneity.by if spec.heterogeneity else []
+    needed = [outcome, *spec.pupil_covariates, *by]
+    missing_cols = [c for c in dict.fromkeys(needed) if c not in pupils.columns]
+    if missing_cols:
+        raise DataError(
+            f"data.pupils has no column {missing_cols} (analysis '{spec.name}'); available columns: "
+            f"{sorted(map(str, pupils.columns))}."
+        )
+    sample = SampleReport(n_rows_in=len(pupils))
+    frame = pupils[["school", "year", *dict.fromkeys(needed)]].copy()
+    if spec.years:
+        keep = frame["year"].isin(spec.years)
+        sample.exclude("year not in years", int((~keep).sum()), unit="pupils", stage=spec.name)
+        frame = frame.loc[keep]
+    schools = context.panel.schools()
+    known = frame["school"].isin(schools.index)
+    sample.exclude("school not in the school panel", int((~known).sum()), int(frame.loc[~known, "school"].nunique()),
+                   unit="pupils", stage=spec.name)
+    frame = frame.loc[known]
+    join = frame["school"].map(schools["join_year"])
+    frame[TREATED] = _joined_by(join, frame["year"])
+    if spec.trust_intercept:
+        trust = frame["school"].map(schools["trust"]).astype("string")
+        frame["trust_or_school"] = trust.fillna("__school__" + frame["school"].astype(str))
+    if spec.school_covariates:
+        covs = context.panel.frame[["school", "year", *spec.school_covariates]]
+        frame = frame.merge(covs, on=["school", "year"], how="left", validate="many_to_one")
+    for column in [outcome, *spec.pupil_covariates, *spec.school_covariates, *by]:
+        miss = frame[column].isna()
+        sample.exclude(f"missing '{column}'", int(miss.sum()), int(frame.loc[miss, "school"].nunique()), unit="pupils",
+                       stage=spec.name)
+        frame = frame.loc[~miss]
+    return frame.reset_index(drop=True), sample
+
+
+def panel_frame(context: AnalysisContext, spec: MultilevelOptions) -> tuple[pd.DataFrame, SampleReport]:
+    """School-years with ``treated``, centred ``year`` and covariates; every dropped row counted."""
+    panel = context.panel.frame
+    sample = SampleReport(n_rows_in=len(panel))
+    columns = ["school", "year", "join_year", context.outcome, *spec.school_covariates]
+    frame = panel[[*dict.fromkeys(columns)] + (["trust"] if "trust" in panel else [])].copy()
+    if spec.years:
+        keep = frame["year"].isin(spec.years)
+        sample.exclude("year not in years", int((~keep).sum()), stage=spec.name)
+        frame = frame.loc[keep]
+    for column in [context.outcome, *spec.school_covariates]:
+        miss = frame[column].isna()
+        sample.exclude(f"missing '{column}'", int(miss.sum()), int(frame.loc[miss, "school"].nunique()), stage=spec.name)
+        frame = frame.loc[~miss]
+    frame[TREATED] = _joined_by(frame["join_year"], frame["year"])
+    frame["year_c"] = frame["year"] - frame["year"].mean()
+    if spec.trust_intercept:
+        frame["trust_or_school"] = frame["trust"].astype("string").fillna("__school__" + frame["school"].astype(str))
+    return frame.reset_index(drop=True), sample
+
+
+# ------------------------------------------------------------------ fit
+def fit_multilevel(frame: pd.DataFrame, outcome: str, spec: MultilevelOptions) -> FastLMMResult:
+    """The main model: ``outcome ~ treated + covariates (+ year effects for panels) + random effects``."""
+    where = f"analysis '{spec.name}'"
+    X = pd.concat([frame[[TREATED]], design(frame, spec.pupil_covariates + spec.school_covariates, where)], axis=1)
+    slopes = list(spec.random_slopes)
+    if spec.data == "panel":
+        years = pd.get_dummies(frame["year"], prefix="year", drop_first=True, dtype=float)
+        X = pd.concat([X, years], axis=1)
+        slopes = ["year_c" if s == "year" else s for s in slopes]
+    return fit_mixed(frame, outcome, X, random_slopes=slopes, reml=spec.reml, engine=spec.engine,
+                     trust=spec.trust_intercept)
+
+
+def treated_estimate(fit: FastLMMResult, frame: pd.DataFrame, spec: MultilevelOptions, unit: str) -> EffectEstimate:
+    """The ``treated`` coefficient as an :class:`EffectEstimate`."""
+    by_school = frame.groupby("school")[TREATED].max()
+    return EffectEstimate.from_normal(
+        term=TREATED,
+        estimand="conditional effect of being in a trust (multilevel model)",
+        estimate=float(fit.params[TREATED]),
+        std_error=float(fit.bse[TREATED]),
+        ci_level=spec.ci_level,
+        n_treated=int((by_school > 0).sum()),
+        n_control=int((by_school == 0).sum()),
+        n_obs=fit.n_obs,
+        inference=f"model-based ({'REML' if fit.reml else 'ML'}, {fit.engine} engine), {fit.n_groups} schools, {unit}",
+    )
+
+
+def model_diagnostics(fit: FastLMMResult, frame: pd.DataFrame, outcome: str, spec: MultilevelOptions) -> dict:
+    """Fixed effects, variance components, ICCs, likelihood and convergence facts."""
+    icc0, tau0, sigma0 = null_icc(frame, outcome, spec.reml)
+    return {
+        "model": {
+            "data": spec.data,
+            "engine": fit.engine,
+            "estimation": "REML" if fit.reml else "ML",
+            "n_obs": fit.n_obs,
+            "n_schools": fit.n_groups,
+            "log_likelihood": fit.llf,
+            "deviance": fit.deviance,
+            "aic": fit.aic,
+            "bic": fit.bic,
+            "icc_null": icc0,
+            "icc_conditional": fit.icc,
+            "null_school_variance": tau0,
+            "null_residual_variance": sigma0,
+            "iterations": fit.n_iterations,
+            "optimizer_message": fit.message,
+            "boundary": list(fit.boundary),
+        },
+        "fixed_effects": fit.summary_frame(spec.ci_level).reset_index(names="term"),
+        "variance_components": fit.variance_components(),
+    }
+
+
+def boundary_warning(fit: FastLMMResult) -> list[str]:
+    if not fit.boundary:
+        return []
+    return [
+        f"Boundary fit: {', '.join(fit.boundary)} estimated at zero or singular. The model is reported, but that random "
+        "effect is not supported by the data; consider removing it (e.g. drop the random slope)."
+    ]
+
+
+def run(context: AnalysisContext) -> AnalysisResult:
+    spec: MultilevelOptions = context.spec  # type: ignore[assignment]
+    if spec.data == "pupils":
+        frame, sample = pupil_frame(context, spec)
+        unit = "pupils"
+    else:
+        frame, sample = panel_frame(context, spec)
+        unit = "school-years"
+    fit = fit_multilevel(frame, context.outcome, spec)
+    estimate = treated_estimate(fit, frame, spec, unit)
+    diagnostics = model_diagnostics(fit, frame, context.outcome, spec)
+    sample.n_rows_used = fit.n_obs
+    sample.n_units_used = fit.n_groups
+    warnings = boundary_warning(fit)
+    estimates = [estimate.with_context(method=spec.method, outcome=context.outcome)]
+    if spec.heterogeneity is not None and spec.data == "pupils":
+        table = het.pupil_interactions(frame, context.outcome, spec, fit_function=_fit_with, base=estimate)
+        diagnostics["heterogeneity"] = table
+        estimates += het.table_estimates(table, estimates[0])
+        warnings += het.skipped_warnings(table)
+    return AnalysisResult(
+        analysis=spec.name,
+        method=spec.method,
+        outcome=context.outcome,
+        estimates=estimates,
+        diagnostics=diagnostics,
+        sample=sample,
+        warnings=warnings,
+    )
+
+
+def _fit_with(frame: pd.DataFrame, outcome: str, spec: MultilevelOptions, extra: pd.DataFrame) -> FastLMMResult:
+    """The main model with extra fixed-effect columns (subgroup dummies and their treatment interactions)."""
+    where = f"analysis '{spec.name}'"
+    # A subgroup column that is also a covariate is represented by its subgroup dummies only.
+    covariates = [c for c in spec.pupil_covariates + spec.school_covariates
+                  if not any(str(e).startswith(f"{c}[") for e in extra.columns)]
+    X = pd.concat([frame[[TREATED]], design(frame, covariates, where), extra], axis=1)
+    return fit_mixed(frame, outcome, X, random_slopes=list(spec.random_slopes), reml=spec.reml, engine=spec.engine,
+                     trust=spec.trust_intercept)
+
+
+register(
+    Method(
+        name="multilevel",
+        options=MultilevelOptions,
+        run=run,
+        summary="Linear mixed model: pupils in schools (in trusts), or years within schools; fast exact REML/ML.",
+    )
+)
