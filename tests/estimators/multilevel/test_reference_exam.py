@@ -84,3 +84,36 @@ def test_rows_order_and_labels_do_not_matter(exam):
     other = _fit(shuffled, slope=True, reml=True)
     np.testing.assert_allclose(other.params.to_numpy(), base.params.to_numpy(), atol=1e-6)
     np.testing.assert_allclose(other.re_cov.to_numpy(), base.re_cov.to_numpy(), atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def lme4_printed() -> dict:
+    return json.loads((REFERENCE / "exam_lme4.json").read_text())
+
+
+def test_random_intercept_reml_matches_printed_lme4(exam, lme4_printed):
+    # lme4: lmer(normexam ~ standLRT + (1 | school), data = Exam)  (REML; tests/reference/exam_lme4.json)
+    ref = lme4_printed["random_intercept"]
+    fit = _fit(exam, slope=False, reml=True)
+    assert round(fit.deviance) == ref["reml_criterion"]
+    assert np.sqrt(fit.re_cov.iloc[0, 0]) == pytest.approx(ref["school_sd"], abs=0.0005)
+    assert np.sqrt(fit.residual_variance) == pytest.approx(ref["residual_sd"], abs=0.0005)
+    assert fit.params["Intercept"] == pytest.approx(ref["fixed"]["Intercept"], abs=5e-6)
+    assert fit.params["standLRT"] == pytest.approx(ref["fixed"]["standLRT"], abs=5e-6)
+    assert round(-fit.deviance / 2) == ref["logLik_reml"]
+    assert round(-_fit(exam, slope=False, reml=False).deviance / 2) == ref["logLik_ml"]
+
+
+def test_random_slope_reml_matches_printed_lme4(exam, lme4_printed):
+    # lme4: lmer(normexam ~ standLRT + (standLRT | school), data = Exam)  (REML)
+    ref = lme4_printed["random_slope"]
+    fit = _fit(exam, slope=True, reml=True)
+    cov = fit.re_cov.to_numpy()
+    sd = np.sqrt(np.diag(cov))
+    assert round(fit.deviance) == ref["reml_criterion"]
+    assert sd[0] == pytest.approx(ref["school_intercept_sd"], abs=0.0005)
+    assert sd[1] == pytest.approx(ref["school_slope_sd"], abs=0.0005)
+    assert cov[0, 1] / (sd[0] * sd[1]) == pytest.approx(ref["correlation"], abs=0.005)
+    assert np.sqrt(fit.residual_variance) == pytest.approx(ref["residual_sd"], abs=0.0005)
+    assert fit.params["Intercept"] == pytest.approx(ref["fixed"]["Intercept"], abs=5e-5)
+    assert fit.params["standLRT"] == pytest.approx(ref["fixed"]["standLRT"], abs=5e-5)
