@@ -346,8 +346,8 @@ def school_subgroups(method: Method, context: AnalysisContext, result: AnalysisR
                 if r["subgroup"] == focal and r["status"] == "ok":
                     r["interaction_p_value"] = estimate.p_value
         rows.append(row)
-    result.diagnostics["heterogeneity"] = finish_table(rows)
-    result.warnings.extend(skipped_warnings(result.diagnostics["heterogeneity"]))
+    result.diagnostics["subgroups"] = finish_table(rows)
+    result.warnings.extend(skipped_warnings(result.diagnostics["subgroups"]))
     result.estimates = list(result.estimates) + estimates
     return result
 
@@ -401,7 +401,7 @@ def _school_row(
 def post_process(method: Method, context: AnalysisContext, result: AnalysisResult) -> AnalysisResult:
     """Run school-panel heterogeneity (when asked and not done by the method) and fill effect sizes."""
     spec = context.spec
-    if getattr(spec, "heterogeneity", None) is not None and "heterogeneity" not in result.diagnostics \
+    if getattr(spec, "heterogeneity", None) is not None and "subgroups" not in result.diagnostics \
             and result.estimates:
         result = school_subgroups(method, context, result)
     # Estimates read from an external file (meta-analysis of published effects) are not on the scale of

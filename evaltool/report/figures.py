@@ -36,7 +36,7 @@ def save_figures(run: RunResult, folder: Path) -> dict[str, list[str]]:
         if result.status != "ok":
             continue
         figures = dict(method.figures(result)) if method.figures is not None else {}
-        if result.diagnostics.get("heterogeneity") is not None:
+        if result.diagnostics.get("subgroups") is not None:
             from evaltool.report.plots_subgroups import forest_figure
 
             figures["subgroups_forest"] = forest_figure(result)

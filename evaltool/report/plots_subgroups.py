@@ -20,7 +20,7 @@ def forest_figure(result: AnalysisResult) -> Figure:
     Rows are grouped by breakdown; gaps (differences between subgroups) are drawn with open
     markers; skipped subgroups are listed with their reason instead of a point.
     """
-    table = _table(result.diagnostics["heterogeneity"])
+    table = _table(result.diagnostics["subgroups"])
     overall = result.estimates[0] if result.estimates else None
     n = len(table)
     fig = Figure(figsize=(8, 1.2 + 0.38 * max(n, 1)), dpi=100)

@@ -19,9 +19,12 @@ Adaptation (our choices, shown in the report next to each value):
 * **MDES** for the achieved sample: ``(z_{1-α/2} + z_{0.8}) × SE(g)`` with
   α = 0.05 (2.80 × SE; Bloom 1995), SE(g) taken from the effect-size interval,
   or ``diagnostics.mdes`` when the method reports it;
-* **attrition**: rows excluded after the design was set (every exclusion whose
-  stage is not ``data`` or ``design``: missing outcomes, no common support,
-  unmatched units …) as a share of the rows the design selected;
+* **attrition**: rows the design meant to analyse but lost (exclusions marked
+  ``attrition``: missing outcomes or covariates, treated schools without a match
+  or outside common support, schools dropped to balance a panel) as a share of
+  the rows used plus those lost; exclusions that define the design (years or
+  cohorts not used, unmatched comparison schools, small subgroup cells) are
+  not attrition;
 * **baseline balance**: the largest absolute standardised difference in
   ``diagnostics.balance``; above 0.25 (WWC: does not satisfy baseline
   equivalence) costs one padlock;
@@ -44,8 +47,6 @@ ATTRITION_BANDS: tuple[tuple[float, int], ...] = ((0.10, 5), (0.20, 4), (0.30, 3
 #: WWC Procedures Handbook baseline-equivalence bands on |standardised difference|.
 WWC_SATISFIES, WWC_ADJUST = 0.05, 0.25
 PRETREND_ALPHA = 0.05
-#: Exclusion stages that are part of the design (not attrition).
-DESIGN_STAGES = frozenset({"data", "design"})
 
 #: Design type → (description, padlocks).
 DESIGN_TYPES: dict[str, tuple[str, int]] = {
@@ -130,9 +131,9 @@ def mdes_criterion(estimate: dict, diagnostics: dict) -> Criterion:
 
 
 def attrition_share(sample: dict) -> float | None:
-    """Rows excluded after the design was set, as a share of the rows the design selected."""
+    """Rows the design meant to analyse but lost, as a share of the rows used plus those lost."""
     used = _num(sample.get("n_rows_used"))
-    lost = [_num(e.get("n_rows")) for e in sample.get("exclusions", []) if e.get("stage") not in DESIGN_STAGES]
+    lost = [_num(e.get("n_rows")) for e in sample.get("exclusions", []) if e.get("attrition")]
     if used is None or any(v is None for v in lost):
         return None
     total = used + sum(lost)  # type: ignore[arg-type]
@@ -142,9 +143,9 @@ def attrition_share(sample: dict) -> float | None:
 def attrition_criterion(sample: dict) -> Criterion:
     share = attrition_share(sample)
     if share is None:
-        return Criterion("Attrition (exclusions after design)", "not measured", "not used")
+        return Criterion("Attrition (units lost from the design)", "not measured", "not used")
     padlocks = _band(share, ATTRITION_BANDS)
-    return Criterion("Attrition (exclusions after design)", f"{share:.0%}", f"at most {padlocks} padlocks", padlocks=padlocks)
+    return Criterion("Attrition (units lost from the design)", f"{share:.0%}", f"at most {padlocks} padlocks", padlocks=padlocks)
 
 
 def max_abs_smd(balance: Any) -> float | None:

@@ -150,7 +150,13 @@ class Exclusion:
 
     ``stage`` says where it happened (``"data"`` for file-level checks,
     otherwise the analysis name); ``unit`` is what ``n_units`` counts
-    (``"schools"``, ``"pupils"``, ``"treated schools"`` …).
+    (``"schools"``, ``"pupils"``, ``"treated schools"`` …).  ``attrition``
+    marks units the design meant to analyse but lost (missing outcome or
+    covariate, treated school without a match or outside common support,
+    school dropped to balance a panel); exclusions that define the design
+    (years or cohorts not used, unmatched comparison schools, small subgroup
+    cells) are not attrition.  The evidence-security rating counts only
+    attrition.
     """
 
     reason: str
@@ -160,6 +166,7 @@ class Exclusion:
     stage: str = "data"
     detail: str = ""
     changes_estimand: bool = False
+    attrition: bool = False
 
 
 @dataclass
@@ -181,6 +188,7 @@ class SampleReport:
         stage: str = "data",
         detail: str = "",
         changes_estimand: bool = False,
+        attrition: bool = False,
     ) -> None:
         """Record an exclusion; zero-row exclusions are not recorded."""
         if n_rows <= 0 and not n_units:
@@ -194,6 +202,7 @@ class SampleReport:
                 stage=stage,
                 detail=detail,
                 changes_estimand=changes_estimand,
+                attrition=attrition,
             )
         )
 

@@ -122,7 +122,7 @@ def test_bad_folders_give_clear_messages(tmp_path, setup, message):
 
 def rich_result() -> AnalysisResult:
     sample = SampleReport(n_rows_in=1200, n_rows_used=1100, n_units_used=220)
-    sample.exclude("no common support", 100, 20, stage="matching", changes_estimand=True)
+    sample.exclude("no common support", 100, 20, stage="matching", changes_estimand=True, attrition=True)
     subgroups = pd.DataFrame(
         {"subgroup": ["disadvantaged", "not_disadvantaged"], "subgroup_type": ["disadvantage"] * 2,
          "estimate": [2.2, 0.8], "ci_lower": [0.9, -0.4], "ci_upper": [3.5, 2.0], "n_pupils": [400, 1200]}
@@ -180,7 +180,7 @@ def test_security_criteria_show_measured_values(rich_report):
     section = markdown.split("### Evidence security")[1].split("###")[0]
     assert "| Design | matched comparison group (e.g. propensity-score matching) | at most 3 padlocks |" in section
     assert "| Minimum detectable effect size | 0.10 | at most 5 padlocks |" in section
-    assert "| Attrition (exclusions after design) | 8% | at most 5 padlocks |" in section
+    assert "| Attrition (units lost from the design) | 8% | at most 5 padlocks |" in section
     assert "largest standardised difference 0.12 (satisfies if adjusted for)" in section
     assert "p = 0.540 (no evidence of different trends)" in section
 

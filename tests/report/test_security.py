@@ -33,12 +33,13 @@ def test_mdes_from_the_effect_size_interval():
     assert mdes_value({"effect_size": None}, {}) is None
 
 
-def test_attrition_counts_only_exclusions_after_the_design():
+def test_attrition_counts_only_units_lost_from_the_design():
     exclusions = [
-        {"reason": "year excluded", "n_rows": 500, "stage": "data"},
-        {"reason": "joined too early", "n_rows": 400, "stage": "design"},
-        {"reason": "missing outcome", "n_rows": 60, "stage": "analysis"},
-        {"reason": "no common support", "n_rows": 40, "stage": "matching"},
+        {"reason": "year excluded", "n_rows": 500, "stage": "data", "attrition": False},
+        {"reason": "joined too early", "n_rows": 400, "stage": "design", "attrition": False},
+        {"reason": "comparison unit not matched", "n_rows": 700, "stage": "psm", "attrition": False},
+        {"reason": "missing outcome", "n_rows": 60, "stage": "analysis", "attrition": True},
+        {"reason": "no common support", "n_rows": 40, "stage": "matching", "attrition": True},
     ]
     assert attrition_share({"n_rows_used": 900, "exclusions": exclusions}) == pytest.approx(100 / 1000)
 
@@ -55,7 +56,7 @@ def test_well_matched_precise_design_gets_three_padlocks():
     assert rating.padlocks == 3
     values = {c.name: c.value for c in rating.criteria}
     assert values["Minimum detectable effect size"] == "0.14"
-    assert values["Attrition (exclusions after design)"] == "0%"
+    assert values["Attrition (units lost from the design)"] == "0%"
     assert values["Baseline balance"].startswith("largest standardised difference 0.04")
 
 
@@ -65,7 +66,7 @@ def test_each_weakness_lowers_the_rating():
     # An imprecise estimate: MDES = 2.8 × 1.0 / 3.92 = 0.71 → 0 padlocks.
     assert rate(analysis(), estimate(-0.5, 0.5)).padlocks == 0
     # Attrition 45 % → at most 1 padlock.
-    lost = [{"reason": "unmatched", "n_rows": 450, "stage": "matching"}]
+    lost = [{"reason": "treated school without a match", "n_rows": 450, "stage": "matching", "attrition": True}]
     assert rate(analysis(exclusions=lost, used=550), estimate()).padlocks == 1
     # Difference-in-differences: 2 without a pre-trend test; 3 with a passed test; 2 with a failed one.
     assert rate(analysis("did_staggered"), estimate()).padlocks == 2

@@ -174,6 +174,7 @@ def balance(arrays: PanelArrays, sample: SampleReport, *, stage: str) -> PanelAr
         int(drop_y.sum()),
         stage=stage,
         changes_estimand=bool(drop_y.any()),
+        attrition=True,
     )
     sample.exclude(
         "school with a missing covariate in some year (balanced panel required)",
@@ -181,6 +182,7 @@ def balance(arrays: PanelArrays, sample: SampleReport, *, stage: str) -> PanelAr
         int(drop_x.sum()),
         stage=stage,
         changes_estimand=bool(drop_x.any()),
+        attrition=True,
     )
     keep = complete_y & complete_x
     if not keep.any():

@@ -73,7 +73,8 @@ def prepare_twfe_sample(
             raise EstimationError(f"Column '{column}' is not in the panel; map it under columns: in the config.", user_error=True)
         missing = data[column].isna()
         what = "outcome" if column == outcome else "covariate"
-        sample.exclude(f"missing {what} '{column}'", int(missing.sum()), int(data.loc[missing, "school"].nunique()), stage=stage)
+        sample.exclude(f"missing {what} '{column}'", int(missing.sum()), int(data.loc[missing, "school"].nunique()), stage=stage,
+                       attrition=True)
         data = data.loc[~missing]
     counts = data.groupby("school")["year"].transform("size")
     single = counts < 2
@@ -82,6 +83,7 @@ def prepare_twfe_sample(
         int(single.sum()),
         int(data.loc[single, "school"].nunique()),
         stage=stage,
+        attrition=True,
     )
     data = data.loc[~single].copy()
     data["treated_now"] = (data["join_year"].notna() & (data["year"] >= data["join_year"])).astype(float)

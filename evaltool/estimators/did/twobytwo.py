@@ -122,7 +122,8 @@ def fit_did_2x2(
     data = data.loc[data["school"].map(groups).isin(["treated", "comparison"])]
 
     missing = data[outcome].isna()
-    sample.exclude(f"missing outcome '{outcome}'", int(missing.sum()), int(data.loc[missing, "school"].nunique()), stage="analysis")
+    sample.exclude(f"missing outcome '{outcome}'", int(missing.sum()), int(data.loc[missing, "school"].nunique()), stage="analysis",
+                   attrition=True)
     data = data.loc[~missing].assign(post=lambda d: d["year"].isin(post_years).astype(float))
 
     means = data.groupby(["school", "post"], as_index=False).agg(y=(outcome, "mean"), n_years=(outcome, "size"))
@@ -130,7 +131,7 @@ def fit_did_2x2(
     incomplete = periods.index[periods < 2]
     if len(incomplete):
         rows = int(data["school"].isin(incomplete).sum())
-        sample.exclude("no outcome in the pre or the post period", rows, len(incomplete), stage="analysis")
+        sample.exclude("no outcome in the pre or the post period", rows, len(incomplete), stage="analysis", attrition=True)
     means = means.loc[~means["school"].isin(incomplete)].copy()
     means["treated"] = (means["school"].map(groups) == "treated").astype(float)
 

@@ -106,7 +106,7 @@ def pupil_frame(context: AnalysisContext, spec: MultilevelOptions) -> tuple[pd.D
     schools = context.panel.schools()
     known = frame["school"].isin(schools.index)
     sample.exclude("school not in the school panel", int((~known).sum()), int(frame.loc[~known, "school"].nunique()),
-                   unit="pupils", stage=spec.name)
+                   unit="pupils", stage=spec.name, attrition=True)
     frame = frame.loc[known]
     join = frame["school"].map(schools["join_year"])
     frame[TREATED] = _joined_by(join, frame["year"])
@@ -119,7 +119,7 @@ def pupil_frame(context: AnalysisContext, spec: MultilevelOptions) -> tuple[pd.D
     for column in [outcome, *spec.pupil_covariates, *spec.school_covariates, *by]:
         miss = frame[column].isna()
         sample.exclude(f"missing '{column}'", int(miss.sum()), int(frame.loc[miss, "school"].nunique()), unit="pupils",
-                       stage=spec.name)
+                       stage=spec.name, attrition=True)
         frame = frame.loc[~miss]
     return frame.reset_index(drop=True), sample
 
@@ -136,7 +136,8 @@ def panel_frame(context: AnalysisContext, spec: MultilevelOptions) -> tuple[pd.D
         frame = frame.loc[keep]
     for column in [context.outcome, *spec.school_covariates]:
         miss = frame[column].isna()
-        sample.exclude(f"missing '{column}'", int(miss.sum()), int(frame.loc[miss, "school"].nunique()), stage=spec.name)
+        sample.exclude(f"missing '{column}'", int(miss.sum()), int(frame.loc[miss, "school"].nunique()), stage=spec.name,
+                       attrition=True)
         frame = frame.loc[~miss]
     frame[TREATED] = _joined_by(frame["join_year"], frame["year"])
     frame["year_c"] = frame["year"] - frame["year"].mean()
@@ -228,7 +229,7 @@ def run(context: AnalysisContext) -> AnalysisResult:
     estimates = [estimate.with_context(method=spec.method, outcome=context.outcome)]
     if spec.heterogeneity is not None and spec.data == "pupils":
         table = het.pupil_interactions(frame, context.outcome, spec, fit_function=_fit_with, base=estimate)
-        diagnostics["heterogeneity"] = table
+        diagnostics["subgroups"] = table
         estimates += het.table_estimates(table, estimates[0])
         warnings += het.skipped_warnings(table)
     return AnalysisResult(

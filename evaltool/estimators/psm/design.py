@@ -148,5 +148,6 @@ def _drop(units: pd.DataFrame, mask: pd.Series, reason: str, sample: SampleRepor
             unit=label,
             stage=stage,
             changes_estimand=is_treated,
+            attrition=True,
         )
     return units.loc[~mask]

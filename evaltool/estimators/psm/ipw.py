@@ -128,7 +128,8 @@ def fit_ipw(
         for is_t, label in ((True, "treated schools"), (False, "comparison school-cohort units")):
             hit = ~keep & (treat == is_t)
             sample.exclude("outside common support of the propensity score", int(hit.sum()),
-                           int(units.loc[hit, "school"].nunique()), unit=label, stage=stage, changes_estimand=is_t)
+                           int(units.loc[hit, "school"].nunique()), unit=label, stage=stage, changes_estimand=is_t,
+                           attrition=is_t)
         units, treat, exog, X = units.loc[keep].reset_index(drop=True), treat[keep], exog[keep], X.loc[keep].reset_index(drop=True)
     school_rows = units.drop_duplicates("school").set_index("school")
     codes, n_clusters, note = cluster_ids(units["school"], school_rows, cluster)

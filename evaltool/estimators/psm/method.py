@@ -343,6 +343,7 @@ def _record_unmatched(
         unit="treated schools",
         stage=stage,
         changes_estimand=True,
+        attrition=True,
     )
     no_control = status == STATUS_NO_CONTROL
     why = [f"caliper {caliper} SD" if caliper is not None else None, f"exact on cohort{', ' + ', '.join(exact) if exact else ''}"]
@@ -355,6 +356,7 @@ def _record_unmatched(
         unit="treated schools",
         stage=stage,
         changes_estimand=True,
+        attrition=True,
     )
     dropped_controls = ~treat & ~keep
     sample.exclude(

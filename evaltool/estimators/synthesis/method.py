@@ -127,7 +127,7 @@ def run_trust_effects(context: AnalysisContext) -> AnalysisResult:
         estimates = [e.with_context(estimand="effect on the gap " + e.estimand.replace("ATT of trust", f"{first} - {second}"),
                                     subgroup=f"{first}-{second}") for e in estimates]
         warnings.append(gap_note)
-        fitted.sample.exclude("school-year with only one of the two subgroups (no gap)", n_single, stage="analysis",
+        fitted.sample.exclude("school-year with only one of the two subgroups (no gap)", n_single, stage="analysis", attrition=True,
                               unit="school-years")
     if context.study.trusts is not None:
         from evaltool.data.trusts import compare_ids, validate_trusts
@@ -281,7 +281,7 @@ def _studies_from_file(context: AnalysisContext, spec: MetaAnalysisOptions, samp
     incomplete = studies["estimate"].isna() | studies["std_error"].isna()
     if incomplete.any():
         sample.exclude("study without estimate or standard error", int(incomplete.sum()), int(incomplete.sum()),
-                       unit="studies", stage="analysis", detail=", ".join(studies.loc[incomplete, "study"][:5]))
+                       unit="studies", stage="analysis", attrition=True, detail=", ".join(studies.loc[incomplete, "study"][:5]))
         studies = studies.loc[~incomplete]
     nonpositive = studies["std_error"] <= 0
     if nonpositive.any():
@@ -366,7 +366,7 @@ def _moderator_analysis(studies: pd.DataFrame, spec: MetaAnalysisOptions, diagno
             raise EstimationError(message + "; fill the values or set on_problem: skip.", user_error=True)
         warnings.append(message + ".")
         sample.exclude("study without moderator values (meta-regression only)", int(lacking.sum()),
-                       int(lacking.sum()), unit="studies", stage="analysis")
+                       int(lacking.sum()), unit="studies", stage="analysis", attrition=True)
     data = studies.loc[~lacking].reset_index(drop=True)
     if len(data) < MIN_STUDIES:
         raise EstimationError(f"Only {len(data)} studies have values for every moderator {spec.moderators}; the "

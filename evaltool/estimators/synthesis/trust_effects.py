@@ -292,7 +292,7 @@ def fit_trust_effects(
         if not complete.all():
             incomplete = positions[~complete]
             sample.exclude("trust school without outcome in the pre or the post window", int(rows_of[incomplete].sum()),
-                           len(incomplete), stage="analysis", detail=f"trust {trust}")
+                           len(incomplete), stage="analysis", attrition=True, detail=f"trust {trust}")
         treated_pos = positions[complete]
         if len(treated_pos) < min_schools:
             skip(trust, f"only {len(treated_pos)} school(s) with outcomes before and after joining; at least "

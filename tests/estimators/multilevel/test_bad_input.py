@@ -36,7 +36,7 @@ def test_too_small_subgroup_is_skipped_with_reason_and_the_run_goes_on(small_stu
 """, name="small.yaml")
     result = run.analyses[0]
     assert result.status == "ok", result.error
-    table = result.diagnostics["heterogeneity"]
+    table = result.diagnostics["subgroups"]
     skipped = table[table["status"] == "skipped"]
     assert len(skipped) > 0
     assert skipped["reason"].str.contains(r"treated and \d+ comparison schools .*min_schools is 25|reference level").all()
@@ -51,7 +51,7 @@ def test_too_few_pupils_names_min_pupils(small_study):
     method: multilevel
     heterogeneity: {by: [sen], min_pupils: 100000}
 """, name="few.yaml")
-    table = run.analyses[0].diagnostics["heterogeneity"]
+    table = run.analyses[0].diagnostics["subgroups"]
     assert (table["status"] == "skipped").all()
     assert table["reason"].str.contains(r"only \d+ pupils \(heterogeneity.min_pupils is 100000\)").all()
     assert "Subgroup 'sen=1' was not estimated: only" in " ".join(run.analyses[0].warnings)
@@ -114,7 +114,7 @@ def test_school_subgroup_with_too_few_schools_is_skipped(small_study):
 """, name="few_schools.yaml")
     result = run.analyses[0]
     assert result.status == "ok", result.error
-    table = result.diagnostics["heterogeneity"]
+    table = result.diagnostics["subgroups"]
     assert (table["status"] == "skipped").all()
     assert table["reason"].str.contains("heterogeneity.min_schools is 500").all()
     assert sum("was not estimated" in w for w in result.warnings) == len(table)

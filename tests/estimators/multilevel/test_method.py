@@ -52,7 +52,7 @@ def test_subgroup_effects_cover_truth_and_interaction_detects_disadvantaged(pupi
     data, run = pupil_run
     result = run.analyses[0]
     truth = pupil_truth(data, year=2019)
-    table = result.diagnostics["heterogeneity"]
+    table = result.diagnostics["subgroups"]
     assert (table["status"] == "ok").all()
     for row in table.itertuples():
         column, code = row.subgroup.split("=")
@@ -99,7 +99,7 @@ def test_forest_plot_has_one_row_per_subgroup(pupil_run):
     result = run.analyses[0]
     fig = forest_figure(result)
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
-    assert labels == list(result.diagnostics["heterogeneity"]["subgroup"])
+    assert labels == list(result.diagnostics["subgroups"]["subgroup"])
 
 
 def test_triple_difference_recovers_the_true_gap(simulated):
@@ -115,7 +115,7 @@ def test_triple_difference_recovers_the_true_gap(simulated):
 """, name="did.yaml")
     result = run.analyses[0]
     assert result.status == "ok", result.error
-    table = result.diagnostics["heterogeneity"].set_index("subgroup")
+    table = result.diagnostics["subgroups"].set_index("subgroup")
     gaps = data.truth["subgroup_gaps"]
     for label, key in (("disadvantaged - not_disadvantaged", "disadvantaged_minus_not_disadvantaged"),
                        ("low_prior - high_prior", "low_prior_minus_high_prior")):
@@ -247,7 +247,7 @@ def test_growth_model_reruns_on_subgroup_panels_and_output_folder(simulated, tmp
     run, out = execute(load_config(config), tmp_path / "out")
     result = run.analyses[0]
     assert result.status == "ok", result.error
-    table = result.diagnostics["heterogeneity"].set_index("subgroup")
+    table = result.diagnostics["subgroups"].set_index("subgroup")
     assert list(table.index) == ["disadvantaged", "not_disadvantaged", "disadvantaged - not_disadvantaged"]
     assert (table["status"] == "ok").all()
     gap = table.loc["disadvantaged - not_disadvantaged"]
@@ -294,6 +294,6 @@ def test_pupil_recovery_holds_on_other_seeds(seed, tmp_path):
     truth = pupil_truth(data, year=2019)
     overall = result.estimate("treated")
     assert covers(overall.estimate, overall.std_error, truth["true_effect"].mean())
-    for row in result.diagnostics["heterogeneity"].itertuples():
+    for row in result.diagnostics["subgroups"].itertuples():
         column, code = row.subgroup.split("=")
         assert covers(row.estimate, row.std_error, truth.loc[truth[column].astype(str) == code, "true_effect"].mean())
