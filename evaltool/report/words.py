@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from evaltool.report.labels import label
+from evaltool.labels import label
 
-#: Unit of a difference in each known column (labels come from :mod:`evaltool.report.labels`).
+#: Unit of a difference in each known column (labels come from :mod:`evaltool.labels`).
 OUTCOME_UNITS = {
     "fsm_pct": "percentage points",
     "eal_pct": "percentage points",
