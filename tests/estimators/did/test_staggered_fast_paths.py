@@ -40,3 +40,20 @@ def test_estimates_equal_from_normal_field_by_field():
             term=est.term, estimand=est.estimand, estimate=est.estimate, std_error=est.std_error, ci_level=0.9, **extra
         )
         assert est == plain, est.term
+
+
+@pytest.mark.parametrize("cluster", ["school", "state"])
+@pytest.mark.parametrize("kind", ["mammen", "rademacher"])
+def test_two_point_draws_equal_draws_with_the_weights(kind, cluster):
+    from evaltool.estimators.did.bootstrap import _BlockPlan, multiplier_indicators
+    from evaltool.estimators.did.staggered import att_gt
+
+    frame = pd.read_csv(REFERENCE / "mpdta.csv").rename(columns={"countyreal": "school", "first.treat": "join_year"})
+    frame["join_year"] = frame["join_year"].replace(0, np.nan)
+    frame["state"] = (frame["school"] // 1000).astype(str)
+    result = att_gt(frame, "lemp", cluster=cluster)
+    plan = _BlockPlan(result)
+    indicators, low, high = multiplier_indicators(np.random.default_rng(4), (50, result.arrays.n_clusters), kind)
+    weights = multiplier_weights(np.random.default_rng(4), (50, result.arrays.n_clusters), kind)
+    # Same draws up to rounding (the two-point form sums high·ΣY and (low − high)·Σ_L Y separately).
+    np.testing.assert_allclose(plan.draws_two_point(indicators, low, high), plan.draws(weights), rtol=1e-9, atol=1e-13)
