@@ -13,6 +13,7 @@ floats at a time) and the whole bootstrap is matrix products.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Literal
 
@@ -94,11 +95,32 @@ def multiplier_indicators(
     draws instead of three (the bootstrap is bound by memory traffic over the draws × clusters matrix).
     The same uniform draws as :func:`multiplier_weights`, so the same weights.
     """
-    u = rng.random(shape, dtype=np.float32)  # a threshold needs no more than 24 bits; halves the generation time
-    if kind == "rademacher":
-        return (u < np.float32(0.5)).astype(np.float64), -1.0, 1.0
     kappa = (1 + _SQRT5) / 2
-    return (u < np.float32(kappa / _SQRT5)).astype(np.float64), 1 - kappa, kappa
+    threshold, value_low, value_high = (0.5, -1.0, 1.0) if kind == "rademacher" else (kappa / _SQRT5, 1 - kappa, kappa)
+    return _below(rng, shape, np.float32(threshold)).astype(np.float64), value_low, value_high
+
+
+def _below(rng: np.random.Generator, shape: tuple[int, ...], threshold: np.float32) -> np.ndarray:
+    """``rng.random(shape, dtype=np.float32) < threshold``, twice as fast for the default bit generator.
+
+    A threshold needs no more than 24 bits, so single-precision uniforms are used (half the generation time
+    of doubles).  numpy forms each as ``(x >> 8)·2⁻²⁴`` from the next 32-bit output ``x``, which PCG64 takes
+    as the low then the high half of each 64-bit output; comparing those halves with the threshold scaled
+    to an integer gives the same booleans from the same stream and leaves the generator at the same point,
+    without the float conversions.  Any other case (another bit generator, a buffered half, an odd count,
+    a big-endian machine) draws the uniforms themselves.
+    """
+    size = int(np.prod(shape))
+    bitgen = rng.bit_generator
+    state = bitgen.state
+    if not (
+        state.get("bit_generator") in ("PCG64", "PCG64DXSM") and not state.get("has_uint32", 1)
+        and size % 2 == 0 and sys.byteorder == "little"
+    ):
+        return rng.random(shape, dtype=np.float32) < threshold
+    # u = k·2⁻²⁴ < t  ⇔  k < ⌈t·2²⁴⌉  ⇔  x < ⌈t·2²⁴⌉·2⁸  (k = x >> 8; t·2²⁴ is exact in float64).
+    limit = np.uint32(int(np.ceil(float(threshold) * 2.0**24)) << 8)
+    return (bitgen.random_raw(size // 2).view(np.uint32) < limit).reshape(shape)
 
 
 def sup_t_crit(draws: np.ndarray, se: np.ndarray, alpha: float) -> float:

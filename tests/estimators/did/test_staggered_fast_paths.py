@@ -57,3 +57,17 @@ def test_two_point_draws_equal_draws_with_the_weights(kind, cluster):
     weights = multiplier_weights(np.random.default_rng(4), (50, result.arrays.n_clusters), kind)
     # Same draws up to rounding (the two-point form sums high·ΣY and (low − high)·Σ_L Y separately).
     np.testing.assert_allclose(plan.draws_two_point(indicators, low, high), plan.draws(weights), rtol=1e-9, atol=1e-13)
+
+
+@pytest.mark.parametrize("bit_generator", [np.random.PCG64, np.random.PCG64DXSM, np.random.Philox])
+@pytest.mark.parametrize("shape", [(64, 1000), (3, 5)])
+@pytest.mark.parametrize("buffered", [False, True])
+def test_threshold_draws_equal_single_precision_uniforms(bit_generator, shape, buffered):
+    from evaltool.estimators.did.bootstrap import _below
+
+    plain, fast = np.random.Generator(bit_generator(7)), np.random.Generator(bit_generator(7))
+    if buffered:  # leaves half of a 64-bit output pending: the fast route must not be used
+        plain.random(1, dtype=np.float32), fast.random(1, dtype=np.float32)
+    threshold = np.float32((1 + SQRT5) / (2 * SQRT5))
+    np.testing.assert_array_equal(_below(fast, shape, threshold), plain.random(shape, dtype=np.float32) < threshold)
+    assert fast.random() == plain.random()  # and the generator is left at the same point of its stream
