@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 #: Columns of ``results.csv`` in order.  Later columns may be added at the end;
 #: these are never renamed or removed (the results contract).
@@ -111,13 +111,18 @@ class EffectEstimate:
         """
         estimate = float(estimate)
         std_error = float(std_error)
-        dist = stats.t(df) if df is not None else stats.norm()
         if not math.isfinite(std_error) or std_error <= 0:
             crit = z = p = math.nan
         else:
-            crit = float(dist.ppf(0.5 + ci_level / 2))
+            # The special functions scipy.stats.norm / scipy.stats.t call, without building a
+            # distribution object per estimate (same values, far cheaper when methods emit hundreds).
             z = estimate / std_error
-            p = float(2 * dist.sf(abs(z)))
+            if df is None:
+                crit = float(special.ndtri(0.5 + ci_level / 2))
+                p = float(2 * special.ndtr(-abs(z)))
+            else:
+                crit = float(special.stdtrit(df, 0.5 + ci_level / 2))
+                p = float(2 * special.stdtr(df, -abs(z)))
         return cls(
             term=term,
             estimand=estimand,
