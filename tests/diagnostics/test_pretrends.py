@@ -137,3 +137,22 @@ def test_size_and_power_on_the_simulator():
     for seed in range(5):
         broken = staggered_pretrend_test(att_gt(_simulated(seed, pretrend_slope=-0.8), "y"), reference="f")
         assert broken["p_value"] < 1e-3, broken
+
+
+def test_unequal_clusters_have_fewer_degrees_of_freedom():
+    """Trusts of unequal size: Kish's effective number of clusters per cohort, below the number of trusts."""
+    rng = np.random.default_rng(3)
+    cohort = np.concatenate([np.full(40, 2016.0), np.full(60, np.nan)])
+    trust_size = np.array([2, 2, 3, 3, 4, 6, 8, 12])  # 40 joining schools in 8 trusts
+    trust = np.concatenate([np.repeat(np.arange(8), trust_size), 100 + np.arange(60)]).astype(str)
+    y = rng.normal(0, 1, (100, YEARS.size))
+    frame = _frame(cohort, y).assign(trust=np.repeat(trust, YEARS.size))
+    by_school = staggered_pretrend_test(att_gt(frame, "y"), reference="f")
+    by_trust = staggered_pretrend_test(att_gt(frame, "y", cluster="trust"), reference="f")
+    assert by_trust["df_denominator"] < by_school["df_denominator"]
+    # Joining stratum: Kish's effective number of trusts (equal working variance per school), minus one.
+    kish = trust_size.sum() ** 2 / (trust_size**2).sum() - 1
+    assert kish < 7
+    # The matched Wishart df cannot exceed the sum of the strata's df (joining trusts + 60 never-joined schools).
+    assert by_trust["df_denominator"] + by_trust["df"] - 1 <= kish + 59 + 1e-9
+    assert by_trust["p_value"] is not None and by_trust["p_value"] > by_trust["p_value_chi2"]
