@@ -192,7 +192,8 @@ def staggered_pretrend_test(result: GroupTimeResult, *, reference: str = "chi2")
         scale = n_h / (n_h - 1) if n_h > 1 else 1.0
         parts.append(scale * s_h.T @ s_h / result.n_units**2)
         m = size[members]
-        dfs.append(m.sum() ** 2 / (m**2).sum() - 1 if n_h > 1 else 0.0)  # n_h - 1 for equal weights
+        informative = n_h > 1 and m.sum() > 0  # a cohort with no influence on the tested cells adds nothing
+        dfs.append(m.sum() ** 2 / (m**2).sum() - 1 if informative else 0.0)  # n_h - 1 for equal weights
     test = wald_test_f(theta, parts, dfs, label=label)
     chi2 = wald_test(theta, result.vcov(result.influence[:, pre]))
     return {**test, "statistic_chi2": chi2["statistic"], "p_value_chi2": chi2["p_value"]}

@@ -156,3 +156,19 @@ def test_unequal_clusters_have_fewer_degrees_of_freedom():
     # The matched Wishart df cannot exceed the sum of the strata's df (joining trusts + 60 never-joined schools).
     assert by_trust["df_denominator"] + by_trust["df"] - 1 <= kish + 59 + 1e-9
     assert by_trust["p_value"] is not None and by_trust["p_value"] > by_trust["p_value_chi2"]
+
+
+def test_mpdta_keeps_r_did_value_and_reports_the_f_reference():
+    # R did README (devel 2.5.0), att_gt(..., est_method="reg") on mpdta: "P-value for pre-test ...: 0.16812".
+    from pathlib import Path
+
+    frame = pd.read_csv(Path(__file__).resolve().parents[1] / "reference" / "mpdta.csv")
+    frame = frame.rename(columns={"countyreal": "school", "first.treat": "join_year"})
+    frame["join_year"] = frame["join_year"].replace(0, np.nan)
+    result = att_gt(frame, "lemp", est_method="reg")
+    chi2 = result.pretrend_test()
+    f = result.pretrend_test(reference="f")
+    assert chi2["p_value"] == pytest.approx(0.16812, abs=5e-6)
+    assert f["p_value_chi2"] == pytest.approx(0.16812, abs=5e-6)
+    assert f["df"] == chi2["df"] == 5
+    assert chi2["p_value"] < f["p_value"] < 0.25  # cohorts of 20, 40 and 131 counties: a modest correction
