@@ -107,9 +107,9 @@ def wald_test_f(
             "note": f"too few schools for {rank} restrictions (effective degrees of freedom {nu:.1f}); "
                     "use base_period: universal or fewer years",
         }
-    f_stat = w * df2 / (nu * rank)
+    f_stat = float(w * df2 / (nu * rank))
     return {**out, "df_denominator": float(df2), "f_statistic": f_stat, "p_value": float(stats.f.sf(f_stat, rank, df2)),
-            "note": f"F({rank}, {df2:.1f}) reference: the covariance is estimated from few schools per cohort"}
+            "note": f"small-sample F({rank}, {df2:.1f}) reference; p_value_chi2 is the asymptotic χ² p-value"}
 
 
 def cluster_strata(result: GroupTimeResult) -> np.ndarray:
