@@ -34,6 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from evaltool.data.trusts import DEPTH_CHECKLIST
 from evaltool.errors import ConfigError
 
 __all__ = [
@@ -89,25 +90,8 @@ COLLABORATION_TYPES: Final[tuple[str, ...]] = ("expertise", "cultural", "geograp
 _TYPE_PROBABILITIES: Final[tuple[float, ...]] = (0.30, 0.15, 0.25, 0.15, 0.15)
 _HARD_PROBABILITY_BY_TYPE: Final[tuple[float, ...]] = (0.60, 0.30, 0.50, 0.35, 0.35)
 
-#: Depth checklist items per dimension (Atkinson et al. 2007, Appendix 6).
-DEPTH_ITEMS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
-    {
-        "organisation": (
-            "formal_status",
-            "shared_governance",
-            "organisational_infrastructure",
-            "common_budget",
-            "shared_staff",
-        ),
-        "penetration": ("broad_involvement", "broad_curriculum", "expected_longevity"),
-        "joint_investment": (
-            "strategic_vision",
-            "loss_of_independence",
-            "shared_accountability",
-            "shared_decision_making",
-        ),
-    }
-)
+#: Depth checklist items per dimension (Atkinson et al. 2007, Appendix 6): the one definition, in data/trusts.py.
+DEPTH_ITEMS: Final[Mapping[str, tuple[str, ...]]] = DEPTH_CHECKLIST
 _DEPTH_COLUMNS: Final[tuple[str, ...]] = tuple(item for items in DEPTH_ITEMS.values() for item in items)
 
 #: (subgroup_type, subgroup) of the subgroup panel, in output order.

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
+
+from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
+
+if TYPE_CHECKING:
+    from evaltool.pipeline import AnalysisContext
 
 
 def cluster_ids(schools: pd.Series, school_rows: pd.DataFrame, cluster: str) -> tuple[pd.Series, int, str]:
@@ -42,4 +49,24 @@ def few_clusters_warning(n_clusters: int, cluster: str) -> str:
         f"Only {n_clusters} {cluster.replace('_', ' ')} clusters: cluster-robust standard errors are unreliable below "
         "about 30 clusters (typically too small, so confidence intervals are too narrow). Cluster at a finer level, "
         "or use a few-cluster method (wild cluster bootstrap or randomisation inference)."
+    )
+
+
+def result_for(
+    context: AnalysisContext,
+    estimates: list[EffectEstimate],
+    diagnostics: dict,
+    sample: SampleReport,
+    warnings: list[str],
+) -> AnalysisResult:
+    """The :class:`AnalysisResult` of an analysis, each estimate labelled with its method and outcome."""
+    spec = context.spec
+    return AnalysisResult(
+        analysis=spec.name,
+        method=spec.method,
+        outcome=context.outcome,
+        estimates=[e.with_context(method=spec.method, outcome=context.outcome) for e in estimates],
+        diagnostics=diagnostics,
+        sample=sample,
+        warnings=warnings,
     )

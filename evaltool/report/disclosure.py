@@ -18,6 +18,16 @@ released).  ``c`` is the Government Statistical Service symbol for a
 suppressed value (GSS, "Symbols in tables", also used by DfE statistics).
 The threshold is ``output.suppression_threshold`` in the config.
 
+Whom it protects
+----------------
+Pupils.  Every small count, of pupils or of schools, is suppressed; but a
+statistic is withheld only when it rests on fewer than ``threshold`` *pupils*
+(a count named like ``n_pupils``/``pupil_count``, or the estimate counts of an
+analysis whose ``diagnostics.count_unit`` is ``pupils``).  School-level results
+are public in England (DfE performance tables are published school by school),
+so an effect for a trust of three schools, which rests on hundreds of pupils,
+is shown, with its count of schools suppressed.
+
 What is and is not done
 -----------------------
 Counts are recognised by name (``n``, ``n_*``, ``*_n``, ``*_count``,
@@ -76,6 +86,10 @@ UNIT_WORDS = (
 #: A number followed (within three words) by a unit word, or "n = 7".
 TEXT_COUNT = re.compile(rf"(?<![\d.,\w])(\d[\d,]*)(?=\s+(?:[A-Za-z\-']+\s+){{0,3}}?(?:{UNIT_WORDS})\b)")
 TEXT_N_EQUALS = re.compile(r"(\b[nN]\s*=\s*)(\d[\d,]*)")
+#: Counts of people: a small one withholds the statistics of its row.
+PUPIL_COUNT = re.compile(r"pupil|student", re.IGNORECASE)
+#: Estimate counts that count pupils when the analysis's ``count_unit`` is ``pupils``.
+ESTIMATE_COUNTS = frozenset({"n_treated", "n_control", "n_obs"})
 
 
 def _is_number(value: Any) -> bool:
@@ -102,6 +116,12 @@ class Disclosure:
     notes: list[str] = field(default_factory=list)
     n_suppressed: int = 0
     n_withheld: int = 0
+    #: Whether the analysis being suppressed counts pupils in n_treated/n_control/n_obs.
+    pupil_estimates: bool = False
+
+    def counts_pupils(self, name: str) -> bool:
+        """Whether the count ``name`` counts pupils (so a small one withholds its row's statistics)."""
+        return bool(PUPIL_COUNT.search(name)) or (self.pupil_estimates and name in ESTIMATE_COUNTS)
 
     def is_small(self, value: Any) -> bool:
         """Whether ``value`` is a count below the threshold."""
@@ -146,7 +166,7 @@ class Disclosure:
     def _record(self, record: dict, name: str) -> dict:
         if COUNT_CONTAINER.match(name):
             return {k: self.count(v) if _is_number(v) else self.apply(v, str(k)) for k, v in record.items()}
-        small = any(is_count_name(str(k)) and self.is_small(v) for k, v in record.items())
+        small = any(is_count_name(str(k)) and self.counts_pupils(str(k)) and self.is_small(v) for k, v in record.items())
         out: dict[str, Any] = {}
         withheld = False
         for key, value in record.items():
@@ -160,16 +180,17 @@ class Disclosure:
             else:
                 out[key] = self.apply(value, key)
         if withheld:
-            out["withheld"] = f"statistics withheld: based on fewer than {self.threshold} pupils or schools"
+            out["withheld"] = f"statistics withheld: based on fewer than {self.threshold} pupils"
         return out
 
     def _table(self, table: dict) -> dict:
         columns = [str(c) for c in table["columns"]]
         counts = [i for i, c in enumerate(columns) if is_count_name(c)]
+        people = [i for i in counts if self.counts_pupils(columns[i])]
         keep = {i for i, c in enumerate(columns) if KEY_NAME.match(c)}
         rows = []
         for row in table["data"]:
-            small = any(self.is_small(row[i]) for i in counts)
+            small = any(self.is_small(row[i]) for i in people)
             new = []
             for i, value in enumerate(row):
                 if i in counts:
@@ -200,6 +221,7 @@ class Disclosure:
 
     def _analysis(self, analysis: dict) -> dict:
         out = dict(analysis)
+        self.pupil_estimates = (analysis.get("diagnostics") or {}).get("count_unit") == "pupils"
         out["estimates"] = [self._record(e, "estimate") for e in analysis.get("estimates", [])]
         sample = dict(analysis.get("sample") or {})
         before = self.n_suppressed
@@ -244,17 +266,28 @@ def publish_results(folder: Path, threshold: int = DEFAULT_THRESHOLD) -> None:
     folder = Path(folder)
     csv_path, json_path = folder / "results.csv", folder / "results.json"
     tidy = pd.read_csv(csv_path, dtype={"subgroup": str, "term": str})
-    suppress_tidy(tidy, threshold).to_csv(csv_path, index=False, lineterminator="\n")
     payload = json.loads(json_path.read_text(encoding="utf-8"))
+    pupil_analyses = {
+        a["analysis"] for a in payload.get("analyses", []) if (a.get("diagnostics") or {}).get("count_unit") == "pupils"
+    }
+    pupil_rows = tidy["analysis"].isin(pupil_analyses) if "analysis" in tidy else None
+    suppress_tidy(tidy, threshold, pupil_rows=pupil_rows).to_csv(csv_path, index=False, lineterminator="\n")
     safe = Disclosure(threshold).payload(payload)
     json_path.write_text(json.dumps(safe, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
 
 
-def suppress_tidy(frame: pd.DataFrame, threshold: int = DEFAULT_THRESHOLD, counts: Iterable[str] | None = None) -> pd.DataFrame:
-    """``results.csv`` for publication: small counts and the estimates of small groups become ``c``.
+def suppress_tidy(
+    frame: pd.DataFrame,
+    threshold: int = DEFAULT_THRESHOLD,
+    counts: Iterable[str] | None = None,
+    pupil_rows: pd.Series | None = None,
+) -> pd.DataFrame:
+    """``results.csv`` for publication: small counts and the estimates of small groups of pupils become ``c``.
 
-    Vectorised over rows: a row is small if any of its count columns
-    (``n_treated``, ``n_control``, ``n_obs`` by default) is below ``threshold``.
+    Vectorised over rows: every count column (``n_treated``, ``n_control``,
+    ``n_obs`` by default) below ``threshold`` becomes ``c``; a row's statistics
+    are withheld when one of its counts is small and the row counts pupils
+    (``pupil_rows``; every row when not given, the cautious default).
     """
     counts = [c for c in (counts or [c for c in frame.columns if is_count_name(c)]) if c in frame.columns]
     out = frame.astype({c: object for c in [*counts, *TIDY_STATISTICS] if c in frame.columns})
@@ -262,6 +295,8 @@ def suppress_tidy(frame: pd.DataFrame, threshold: int = DEFAULT_THRESHOLD, count
         {c: pd.to_numeric(frame[c], errors="coerce").lt(threshold) for c in counts}, index=frame.index
     )
     small_rows = small_cells.any(axis=1) if counts else pd.Series(False, index=frame.index)
+    if pupil_rows is not None:
+        small_rows = small_rows & pupil_rows.reindex(frame.index, fill_value=False).astype(bool)
     for column in counts:
         out.loc[small_cells[column], column] = SUPPRESSED
     stats = [c for c in TIDY_STATISTICS if c in frame.columns]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from evaltool.report.labels import label
+from evaltool.labels import label
 from evaltool.results import AnalysisResult
 
 #: Greyscale-safe styles: (colour, line style, marker).

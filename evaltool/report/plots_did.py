@@ -15,6 +15,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from evaltool.labels import label
 from evaltool.report.plots import _frame
 from evaltool.results import AnalysisResult
 
@@ -31,14 +32,14 @@ def _event_axes(ax: Axes, x: np.ndarray, est: np.ndarray, se: np.ndarray, crit: 
     z = _z(level)
     crit = np.broadcast_to(np.asarray(crit, dtype=float), est.shape)
     has_band = np.isfinite(crit).any()
-    for mask, colour, label in ((~post, PRE, "before joining"), (post, POST, "after joining")):
+    for mask, colour, period in ((~post, PRE, "before joining"), (post, POST, "after joining")):
         if not mask.any():
             continue
         if has_band:
             ax.errorbar(
                 x[mask], est[mask], yerr=crit[mask] * se[mask], fmt="none", ecolor=colour, elinewidth=0.8, capsize=4, alpha=0.8
             )
-        ax.errorbar(x[mask], est[mask], yerr=z * se[mask], fmt="o", color=colour, ecolor=colour, elinewidth=2.2, capsize=0, label=label)
+        ax.errorbar(x[mask], est[mask], yerr=z * se[mask], fmt="o", color=colour, ecolor=colour, elinewidth=2.2, capsize=0, label=period)
     ax.axhline(0, color="#444444", linewidth=0.8)
     ax.grid(axis="y", color="#eeeeee")
     ax.set_axisbelow(True)
@@ -55,7 +56,7 @@ def event_time_figure(table: pd.DataFrame, *, level: float, outcome: str, title:
         ax.plot([reference], [0.0], marker="D", color=PRE, linestyle="none", label=f"reference ({reference})")
     ax.axvline(-0.5, color="#444444", linestyle=":", linewidth=1)
     ax.set_xlabel("Years since joining (0 = first year in the collaboration)")
-    ax.set_ylabel(f"Effect on {outcome.replace('_', ' ')}")
+    ax.set_ylabel(f"Effect on {label(outcome)}")
     band = " and simultaneous band (thin)" if np.isfinite(np.asarray(crit, dtype=float)).any() else ""
     ax.set_title(f"{title}\n{int(level * 100)}% pointwise interval (thick){band}", fontsize=10)
     ax.legend(frameon=False, loc="best")

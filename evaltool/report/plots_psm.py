@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from evaltool.diagnostics.balance import WWC_ADJUST, WWC_SATISFIES
-from evaltool.report.labels import label
+from evaltool.labels import label
 from evaltool.results import AnalysisResult
 
 

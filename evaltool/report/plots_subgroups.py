@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
+from evaltool.labels import label
 from evaltool.results import AnalysisResult
 
 
@@ -43,7 +44,7 @@ def forest_figure(result: AnalysisResult) -> Figure:
     ax.set_yticklabels([f"{s}" for s in table["subgroup"]], fontsize=8)
     ax.set_ylim(0.3, n + 0.7)
     level = int(round(100 * overall.ci_level)) if overall is not None else 95
-    ax.set_xlabel(f"Effect on {result.outcome.replace('_', ' ')} ({level}% CI)")
+    ax.set_xlabel(f"Effect on {label(result.outcome)} ({level}% CI)")
     ax.set_title("Effects by pupil subgroup")
     fig.tight_layout()
     return fig

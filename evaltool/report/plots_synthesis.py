@@ -11,6 +11,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Polygon
 from scipy import stats
 
+from evaltool.labels import label
+
 
 def forest_figure(
     studies: pd.DataFrame,
@@ -64,7 +66,7 @@ def forest_figure(
     ax.axvline(0.0, color="#888888", linestyle="--", linewidth=1, label="No effect")
     ax.set_yticks(ticks, labels)
     ax.set_ylim(-0.2, k + extra)
-    xlabel = f"Effect on {outcome.replace('_', ' ')} (difference in points)"
+    xlabel = f"Effect on {label(outcome)} (difference in points)"
     if heterogeneity:
         xlabel += (
             f"\nBetween-trust variance tau² = {heterogeneity['tau2']:.3g}; I² = {heterogeneity['I2_percent']:.0f}%; "

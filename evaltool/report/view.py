@@ -68,7 +68,16 @@ KNOWN_DIAGNOSTICS = (
     "count_unit",
     "design_type",
     "mdes",
+    "review_questions",
 )
+#: The questions of the Campbell systematic review of inter-school collaboration (Connolly et al.),
+#: in the order ``diagnostics.review_questions`` answers them.
+REVIEW_QUESTIONS = {
+    "overall": "1. Does collaboration improve outcomes?",
+    "types": "2. Do types of collaboration differ, and which work best?",
+    "characteristics": "3. Which characteristics of a collaboration matter?",
+    "subgroups": "4. Do effects differ for pupil groups, and does that vary by type?",
+}
 #: Internal diagnostics never shown.
 HIDDEN_DIAGNOSTICS = ("exit_code",)
 HEADLINE_ESTIMANDS = ("ATT", "overall", "simple", "ATE", "group", "average")
@@ -411,6 +420,7 @@ def analysis_view(safe: dict, raw: dict, figures: list[dict], descriptions: dict
         "convergence": key_values(convergence) if convergence is not None else [],
         "converged": (convergence or {}).get("converged", True) if isinstance(convergence, dict) else True,
         "overlap": key_values(diagnostics["overlap"]) if "overlap" in diagnostics else [],
+        "review": review_rows(diagnostics.get("review_questions")),
         "subgroups": [
             {
                 "label": r["label"],
@@ -531,3 +541,12 @@ def build_view(
         "eef_source": EEF_SOURCE,
     }
     return report, drawn
+
+
+def review_rows(answers: object) -> list[tuple[str, str]]:
+    """(question, answer) pairs from ``diagnostics.review_questions``, in the review's order."""
+    if not isinstance(answers, dict):
+        return []
+    known = [(REVIEW_QUESTIONS[k], str(answers[k])) for k in REVIEW_QUESTIONS if answers.get(k)]
+    other = [(str(k).replace("_", " ").capitalize(), str(v)) for k, v in answers.items() if k not in REVIEW_QUESTIONS and v]
+    return known + other

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from evaltool.report.labels import label
+from evaltool.labels import label
 
-#: Unit of a difference in each known column (labels come from :mod:`evaltool.report.labels`).
+#: Unit of a difference in each known column (labels come from :mod:`evaltool.labels`).
 OUTCOME_UNITS = {
     "fsm_pct": "percentage points",
     "eal_pct": "percentage points",
@@ -34,6 +34,9 @@ METHOD_LABELS = {
     "did_staggered": "Difference-in-differences for schools joining in different years",
     "psm": "Propensity-score matching",
     "multilevel": "Multilevel model (pupils within schools)",
+    "ipw": "Inverse-probability weighting",
+    "trust_effects": "Effect for each trust (few-school inference)",
+    "meta_analysis": "Synthesis across trusts (random-effects meta-analysis)",
 }
 #: What each method does (first sentence of the plain-English paragraph).
 METHOD_EXPLANATIONS = {
@@ -61,6 +64,20 @@ METHOD_EXPLANATIONS = {
     "multilevel": (
         "This analysis models pupils within schools, comparing pupils in schools that joined with similar pupils "
         "in schools that did not, allowing for schools differing from one another."
+    ),
+    "ipw": (
+        "This analysis weights schools that did not join so that, taken together, they resemble the schools that "
+        "joined before joining (prior attainment, intake and size), and compares their later results."
+    ),
+    "trust_effects": (
+        "This analysis estimates, for each trust separately, how the results of its schools changed after joining "
+        "compared with schools that did not join; because a trust has few schools, each p-value comes from "
+        "comparing the trust with many placebo 'trusts' of the same size drawn from the comparison schools. The "
+        "headline figures below are for the first trust listed: read the table for every trust."
+    ),
+    "meta_analysis": (
+        "This analysis combines the per-trust effects into an overall effect, measures how much effects vary "
+        "between trusts, and tests whether the type of collaboration, its depth or its size explain that variation."
     ),
 }
 NOT_SHOWN = (

@@ -147,7 +147,7 @@ def subgroup_result(subgroups: pd.DataFrame, *, treated: list[str], comparison: 
         method="multilevel",
         outcome="attainment8",
         estimates=[overall, *estimates],
-        diagnostics={"treated_cohorts": {"2017": len(treated)}},
+        diagnostics={"treated_cohorts": {"2017": len(treated)}, "count_unit": "pupils"},
         sample=sample,
         warnings=[f"only {len(treated)} schools joined; 3 pupils had no prior attainment"],
     )

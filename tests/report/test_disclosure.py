@@ -24,14 +24,24 @@ def test_default_threshold_is_the_ons_ten_rule():
 
 
 def test_counts_below_threshold_become_c_and_statistics_are_withheld():
-    control = Disclosure(10)
+    # Estimates counting pupils (an analysis with count_unit: pupils): a small group withholds the statistics.
+    control = Disclosure(10, pupil_estimates=True)
     record = {"term": "x", "estimate": 2.5, "ci_lower": 1.0, "ci_upper": 4.0, "n_treated": 7, "n_control": 40, "year": 2019}
     out = control.apply(record)
     assert out["n_treated"] == SUPPRESSED and out["n_control"] == 40
     assert out["estimate"] == out["ci_lower"] == out["ci_upper"] == SUPPRESSED
     assert out["year"] == 2019 and out["term"] == "x"
-    assert "fewer than 10" in out["withheld"]
+    assert "fewer than 10 pupils" in out["withheld"]
     assert record["n_treated"] == 7  # the caller's data is unchanged
+    # A record with a small pupil count, whatever the analysis counts.
+    out = Disclosure(10).apply({"estimate": 2.5, "n_pupils": 6})
+    assert out == {"estimate": SUPPRESSED, "n_pupils": SUPPRESSED, "withheld": out["withheld"]}
+
+
+def test_small_school_counts_are_suppressed_but_school_level_estimates_shown():
+    # An effect for a trust of 7 schools rests on hundreds of pupils: the count is hidden, the estimate is not.
+    out = Disclosure(10).apply({"term": "TR0001", "estimate": 2.5, "ci_lower": 1.0, "n_treated": 7, "n_control": 40})
+    assert out == {"term": "TR0001", "estimate": 2.5, "ci_lower": 1.0, "n_treated": SUPPRESSED, "n_control": 40}
 
 
 def test_large_counts_and_non_person_counts_are_kept():
@@ -140,7 +150,7 @@ def test_no_count_below_threshold_in_report_files_or_figure_labels(small_groups)
     assert _small_numbers_in_words(visible, threshold) == []
     assert _small_numbers_in_words(markdown, threshold) == []
     assert "only c schools joined; c pupils had no prior attainment" in markdown
-    assert "Values shown as c: statistics withheld: based on fewer than 10 pupils or schools" in markdown
+    assert "Values shown as c: statistics withheld: based on fewer than 10 pupils" in markdown
     # The small subgroups' estimates are withheld, the others shown.
     withheld = {e.subgroup for e in result.estimates if min(e.n_treated, e.n_control) < threshold}
     for subgroup in withheld:

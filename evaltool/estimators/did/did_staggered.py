@@ -8,12 +8,14 @@ the pre-trend and placebo diagnostics.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator
-from threadpoolctl import threadpool_limits
+from scipy import stats
+from threadpoolctl import ThreadpoolController
 
 from evaltool.config.models import AnalysisBase
 from evaltool.diagnostics.pretrends import placebo_test, staggered_pretrend_test
@@ -115,8 +117,15 @@ def fit_did_staggered(
     time synchronising than computing on them, dramatically so on a shared machine, so BLAS is limited to
     one thread for the duration of the fit (scoped with threadpoolctl; restored afterwards).
     """
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _blas_controller().limit(limits=1, user_api="blas"):
         return _fit(frame, outcome, options=options, rng=rng)
+
+
+@cache
+def _blas_controller() -> ThreadpoolController:
+    """The process's thread-pool controller, found once: locating the libraries scans every loaded shared
+    object (about 25 ms, a tenth of a fit), while the BLAS libraries are loaded with numpy and scipy."""
+    return ThreadpoolController()
 
 
 def _fit(
@@ -262,18 +271,10 @@ def _estimates(
     cohort = gt.arrays.cohort
     n_treated_all = int(np.isfinite(cohort).sum())
     n_never = int((~np.isfinite(cohort)).sum())
-    common = {"ci_level": options.ci_level, "inference": inference}
-    out = [
-        EffectEstimate.from_normal(
-            term=OVERALL_TERMS[kind],
-            estimand="ATT",
-            estimate=agg.overall_att,
-            std_error=blocks[kind]["overall_se"],
-            n_treated=n_treated_all,
-            n_control=n_never,
-            n_obs=int((~np.isnan(gt.arrays.y)).sum()),
-            **common,
-        )
+    n_obs = int((~np.isnan(gt.arrays.y)).sum())
+    rows: list[tuple[str, str, float, float, dict]] = [
+        (OVERALL_TERMS[kind], "ATT", agg.overall_att, blocks[kind]["overall_se"],
+         {"n_treated": n_treated_all, "n_control": n_never, "n_obs": n_obs})
         for kind, agg in aggs.items()
     ]
     for kind, agg in aggs.items():
@@ -281,23 +282,48 @@ def _estimates(
             continue
         label, estimand = ELEMENT[kind]
         for value, att, se in zip(agg.table[label], agg.table["att"], blocks[kind]["se"], strict=True):
-            out.append(
-                EffectEstimate.from_normal(term=f"{label}={value}", estimand=estimand, estimate=att, std_error=se, **common)
-            )
-    for row, se in zip(gt.cells.itertuples(index=False), blocks["att_gt"]["se"], strict=True):
-        if np.isfinite(row.att) and row.year != row.base_year:
-            out.append(
-                EffectEstimate.from_normal(
-                    term=f"ATT({int(row.cohort)},{row.year})",
-                    estimand="ATT(g,t)",
-                    estimate=row.att,
-                    std_error=se,
-                    n_treated=row.n_treated,
-                    n_control=row.n_control,
-                    **common,
-                )
-            )
-    return out
+            rows.append((f"{label}={value}", estimand, att, se, {}))
+    cells = gt.cells
+    shown = np.isfinite(cells["att"].to_numpy()) & (cells["year"].to_numpy() != cells["base_year"].to_numpy())
+    columns = zip(cells["cohort"], cells["year"], cells["att"], blocks["att_gt"]["se"], cells["n_treated"],
+                  cells["n_control"], shown, strict=True)
+    for g, t, att, se, n1, n0, keep in columns:
+        if keep:
+            rows.append((f"ATT({int(g)},{int(t)})", "ATT(g,t)", att, se, {"n_treated": int(n1), "n_control": int(n0)}))
+    return _normal_estimates(rows, ci_level=options.ci_level, inference=inference)
+
+
+def _normal_estimates(
+    rows: list[tuple[str, str, float, float, dict]], *, ci_level: float, inference: str
+) -> list[EffectEstimate]:
+    """Wald CIs and p-values of many estimates at once, equal to :meth:`EffectEstimate.from_normal` for each row.
+
+    ``from_normal`` freezes a scipy distribution per call (about 0.2 ms, most of the method's run time with
+    hundreds of group-time cells); here the critical value is computed once and the p-values in one vector
+    call of the same functions, so every field is bit-for-bit what ``from_normal`` gives (tested).
+
+    Parameters
+    ----------
+    rows
+        ``(term, estimand, estimate, std_error, extra fields)`` per estimate.
+    """
+    if not rows:
+        return []
+    estimate = np.array([float(r[2]) for r in rows])
+    std_error = np.array([float(r[3]) for r in rows])
+    usable = np.isfinite(std_error) & (std_error > 0)
+    crit = np.where(usable, float(stats.norm.ppf(0.5 + ci_level / 2)), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_value = np.where(usable, 2 * stats.norm.sf(np.abs(estimate / std_error)), np.nan)
+    lower, upper = estimate - crit * std_error, estimate + crit * std_error
+    return [
+        EffectEstimate(
+            term=term, estimand=estimand, estimate=float(estimate[i]), std_error=float(std_error[i]),
+            ci_lower=float(lower[i]), ci_upper=float(upper[i]), p_value=float(p_value[i]), ci_level=ci_level,
+            inference=inference, **extra,
+        )
+        for i, (term, estimand, _, _, extra) in enumerate(rows)
+    ]
 
 
 def run(context: AnalysisContext) -> AnalysisResult:

@@ -112,8 +112,8 @@ def panel_arrays(
             f"The panel has no column(s) {missing}; map them under columns: in the config "
             f"(outcome/covariates under columns.outcomes/columns.covariates, clustering under columns.{cluster})."
         )
-    unit_code, units = pd.factorize(frame["school"].astype(str), sort=True)
-    year_code, periods = pd.factorize(frame["year"].astype(np.int64), sort=True)
+    unit_code, units = _factorize_as_strings(frame["school"])
+    year_code, periods = _factorize_years(frame["year"].astype(np.int64).to_numpy())
     n, t = len(units), len(periods)
     flat = unit_code.astype(np.int64) * t + year_code
     if np.bincount(flat, minlength=n * t).max(initial=0) > 1:
@@ -134,10 +134,10 @@ def panel_arrays(
         raise DataError(f"join_year differs between rows of the same school (e.g. {list(bad)}); it must be constant.")
     cohort = np.where(np.isnan(cohort) | (cohort <= 0), NEVER, cohort)
 
-    schools = pd.Series(np.asarray(units), name="school")
     if cluster == "school":
         codes, n_clusters, note = np.arange(n), n, "school"
     else:
+        schools = pd.Series(np.asarray(units), name="school")
         first = frame.assign(_u=unit_code).sort_values(["_u", "year"]).groupby("_u")[cluster].first()
         school_rows = pd.DataFrame({cluster: first.to_numpy()}, index=schools)
         codes_s, n_clusters, note = cluster_ids(schools, school_rows, cluster)
@@ -153,6 +153,34 @@ def panel_arrays(
         cluster_note=note,
         covariates=tuple(covariates),
     )
+
+
+def _factorize_as_strings(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes and sorted unique values of ``values.astype(str)`` (same as ``pd.factorize(..., sort=True)``).
+
+    The raw values are factorised first and only the unique ones turned into strings: hashing integer ids is
+    several times faster than hashing their strings.  Falls back to the direct route when that would not be
+    the same (missing ids, or distinct raw values with the same string such as ``1`` and ``"1"``).
+    """
+    codes, uniques = pd.factorize(values)
+    names = np.asarray(pd.Series(uniques, dtype=values.dtype).astype(str), dtype=object)
+    if (codes < 0).any() or len(set(names)) != len(names):
+        codes, sorted_names = pd.factorize(values.astype(str), sort=True)
+        return codes, np.asarray(sorted_names)
+    order = np.argsort(names, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[codes], names[order]
+
+
+def _factorize_years(years: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and sorted unique years (as ``pd.factorize(years, sort=True)``), by counting: years span a short range."""
+    if len(years) == 0 or years.max() - years.min() > 100_000:
+        return pd.factorize(years, sort=True)
+    first = years.min()
+    present = np.bincount(years - first) > 0
+    code_of = np.cumsum(present) - 1
+    return code_of[years - first], np.flatnonzero(present) + first
 
 
 def balance(arrays: PanelArrays, sample: SampleReport, *, stage: str) -> PanelArrays:

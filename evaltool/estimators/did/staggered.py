@@ -117,11 +117,16 @@ def cluster_sum(columns: np.ndarray, clusters: np.ndarray, n_clusters: int) -> n
     columns = np.asarray(columns, dtype=float)
     if columns.ndim == 1:
         columns = columns[:, None]
-    if n_clusters == len(clusters) and np.array_equal(clusters, np.arange(len(clusters))):
+    if _schools_are_clusters(clusters, n_clusters):
         return columns
     order = np.argsort(clusters, kind="stable")
     starts = np.searchsorted(clusters[order], np.arange(n_clusters))
     return np.add.reduceat(columns[order], starts, axis=0)
+
+
+def _schools_are_clusters(clusters: np.ndarray, n_clusters: int) -> bool:
+    """Whether every unit is its own cluster, coded in row order (cluster sums are then the rows themselves)."""
+    return n_clusters == len(clusters) and np.array_equal(clusters, np.arange(len(clusters)))
 
 
 def is_control(cohort: np.ndarray, g: float, year, base, control_group: str, anticipation: int) -> np.ndarray:
@@ -248,25 +253,36 @@ def att_gt(
     max_year = periods[-1] if not controls_only else min(controls_only) - anticipation - 1
 
     rows: list[dict] = []
-    columns: list[np.ndarray] = []
+    blocks: list[tuple[np.ndarray | slice, np.ndarray]] = []  # (schools, their influence in the cohort's cells)
     terms: list[np.ndarray] = []
+    block_cohorts, cohort_code = np.unique(cohort, return_inverse=True)
     for g in cohorts:
         years, bases = _base_periods(periods, g, anticipation, base_period)
         keep = years <= max_year
         years, bases = years[keep], bases[keep]
         jt = np.array([period_index[int(t)] for t in years], dtype=int)
         jb = np.array([period_index[int(b)] for b in bases], dtype=int)
-        both = observed[:, jt] & observed[:, jb]
-        treat = (cohort == g)[:, None] & both
-        ctrl = is_control(cohort[:, None], g, years[None, :], bases[None, :], control_group, anticipation) & both
+        if estimator is None:
+            # Only the cohort's schools and its possible comparisons enter its cells: work on those rows (the
+            # others' influence is zero; sums over the rows are the same, zeros left out).
+            involved = (block_cohorts == g) | is_control(
+                block_cohorts[:, None], g, years[None, :], bases[None, :], control_group, anticipation
+            ).any(axis=1)
+            units = np.flatnonzero(involved[cohort_code])
+        else:
+            units = slice(None)
+        unit_cohort, unit_observed, unit_y = cohort[units], observed[units], arrays.y[units]
+        both = unit_observed[:, jt] & unit_observed[:, jb]
+        treat = (unit_cohort == g)[:, None] & both
+        ctrl = is_control(unit_cohort[:, None], g, years[None, :], bases[None, :], control_group, anticipation) & both
         n1, n0 = treat.sum(axis=0), ctrl.sum(axis=0)
-        block = np.zeros((n, len(years)))
+        block = np.zeros((len(unit_cohort), len(years)))
         att = np.full(len(years), np.nan)
         att[years == bases] = 0.0
         estimable = (years != bases) & (n1 > 0) & (n0 > 0)
         if estimator is None:
             # Unconditional: every cell of the cohort at once (difference in mean changes; see twoperiod.unconditional).
-            dy = np.where(both, arrays.y[:, jt] - arrays.y[:, jb], 0.0)
+            dy = np.where(both, unit_y[:, jt] - unit_y[:, jb], 0.0)
             with np.errstate(invalid="ignore", divide="ignore"):
                 m1 = (dy * treat).sum(axis=0) / n1
                 m0 = (dy * ctrl).sum(axis=0) / n0
@@ -290,14 +306,22 @@ def att_gt(
                 {"cohort": g, "year": int(years[k]), "base_year": int(bases[k]), "n_treated": int(n1[k]),
                  "n_control": int(n0[k]), "att": float(att[k])}
             )
-        columns.append(block)
+        blocks.append((units, block))
 
     cells = pd.DataFrame(rows, columns=["cohort", "year", "base_year", "n_treated", "n_control", "att"])
     cells["event_time"] = (cells["year"] - cells["cohort"]).astype(int)
     cells["post"] = cells["year"] >= cells["cohort"]
-    influence = np.hstack(columns) if columns else np.zeros((n, 0))
-    sums = cluster_sum(influence, arrays.clusters, arrays.n_clusters)
-    cells["std_error"] = np.sqrt((sums**2).sum(axis=0)) / n
+    influence = np.zeros((n, sum(block.shape[1] for _, block in blocks)))
+    start = 0
+    for units, block in blocks:
+        influence[units, start : start + block.shape[1]] = block
+        start += block.shape[1]
+    if _schools_are_clusters(arrays.clusters, arrays.n_clusters):
+        # Σ_i ψ_i² over each block's own schools: the other rows of the column are zeros, so this is the same sum.
+        cells["std_error"] = np.concatenate([np.sqrt((block**2).sum(axis=0)) / n for _, block in blocks] or [[]])
+    else:
+        sums = cluster_sum(influence, arrays.clusters, arrays.n_clusters)
+        cells["std_error"] = np.sqrt((sums**2).sum(axis=0)) / n
     cells.loc[cells["att"].isna(), "std_error"] = np.nan
     empty = cells.loc[cells["att"].isna()]
     if len(empty):

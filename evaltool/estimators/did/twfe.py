@@ -20,7 +20,7 @@ from pydantic import Field
 
 from evaltool.config.models import AnalysisBase
 from evaltool.errors import EstimationError
-from evaltool.estimators.common import cluster_ids, few_clusters_warning
+from evaltool.estimators.common import cluster_ids, few_clusters_warning, result_for
 from evaltool.estimators.registry import Method, register
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
@@ -274,15 +274,7 @@ def run(context: AnalysisContext) -> AnalysisResult:
         ci_level=spec.ci_level,
         stage=spec.name,
     )
-    return AnalysisResult(
-        analysis=spec.name,
-        method=spec.method,
-        outcome=context.outcome,
-        estimates=[estimate.with_context(method=spec.method, outcome=context.outcome)],
-        diagnostics=diagnostics,
-        sample=sample,
-        warnings=warnings,
-    )
+    return result_for(context, [estimate], diagnostics, sample, warnings)
 
 
 def figures(result: AnalysisResult) -> dict:

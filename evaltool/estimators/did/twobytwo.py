@@ -18,8 +18,9 @@ import statsmodels.api as sm
 from pydantic import Field, model_validator
 
 from evaltool.config.models import AnalysisBase
+from evaltool.diagnostics.balance import balance_table
 from evaltool.errors import EstimationError
-from evaltool.estimators.common import cluster_ids, few_clusters_warning
+from evaltool.estimators.common import cluster_ids, few_clusters_warning, result_for
 from evaltool.estimators.registry import Method, register
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
@@ -95,12 +96,21 @@ def fit_did_2x2(
     comparison: str = "never_joined",
     cluster: str = "school",
     ci_level: float = 0.95,
+    covariates: tuple[str, ...] | list[str] = (),
 ) -> tuple[EffectEstimate, dict, SampleReport, list[str]]:
     """Estimate the 2×2 DiD on a school × year frame with canonical columns.
 
     Returns
     -------
     estimate, diagnostics, sample report, warnings
+
+    Notes
+    -----
+    Besides the estimate, the diagnostics hold the baseline balance of the
+    analysed schools (pre-period means of the outcome and ``covariates``:
+    standardised differences and the WWC baseline-equivalence verdict) and,
+    with two or more pre years, a placebo pre-trend test (see
+    :func:`pretrend_placebo`).
     """
     sample = SampleReport(n_rows_in=len(frame))
     warnings: list[str] = []
@@ -181,7 +191,10 @@ def fit_did_2x2(
         .agg(["mean", "count"])
         .reset_index()
     )
+    analysed = data.loc[data["school"].isin(means["school"])].assign(__y__=lambda d: d[outcome])
+    treated_schools = means.loc[means["treated"] == 1, "school"].unique()
     diagnostics = {
+        "balance": baseline_balance(analysed, outcome, list(covariates), pre_years, treated_schools),
         "design": {
             "pre_years": list(pre_years),
             "post_years": list(post_years),
@@ -204,7 +217,79 @@ def fit_did_2x2(
         },
         "yearly_means": yearly.rename(columns={"mean": "mean_outcome", "count": "n_schools"}),
     }
+    if len(pre_years) >= 2:
+        diagnostics["pretrend_test"] = pretrend_placebo(analysed, pre_years, treated_schools, clusters_by_school(
+            means["school"], clusters))
     return estimate, diagnostics, sample, warnings
+
+
+def clusters_by_school(schools: pd.Series, codes: pd.Series) -> pd.Series:
+    """Cluster code of each school (from the per-observation codes)."""
+    return pd.Series(codes.to_numpy(), index=schools.to_numpy()).groupby(level=0).first()
+
+
+def baseline_balance(
+    data: pd.DataFrame, outcome: str, covariates: list[str], pre_years: list[int], treated: np.ndarray
+) -> pd.DataFrame:
+    """Balance of the analysed schools before joining: pre-period means of the outcome and covariates.
+
+    Schools missing a covariate in every pre year are left out of that
+    covariate's row only (its mean is undefined); ``n_treated``/``n_control``
+    say how many schools each row rests on.
+    """
+    columns = [outcome, *[c for c in covariates if c in data]]
+    pre = data.loc[data["year"].isin(pre_years)].groupby("school")[columns].mean()
+    is_treated = pre.index.isin(treated)
+    rows = []
+    for column in columns:
+        present = pre[column].notna().to_numpy()
+        table = balance_table(pre.loc[present, [column]], is_treated[present])
+        table["n_treated"] = int((is_treated & present).sum())
+        table["n_control"] = int((~is_treated & present).sum())
+        rows.append(table)
+    out = pd.concat(rows, ignore_index=True).rename(columns={"smd_before": "smd"})
+    out.loc[0, "covariate"] = f"{outcome} (before joining)"
+    return out
+
+
+def pretrend_placebo(
+    data: pd.DataFrame, pre_years: list[int], treated: np.ndarray, clusters: pd.Series
+) -> dict:
+    """Placebo DiD inside the pre period: last pre year against the earlier pre years.
+
+    Notes
+    -----
+    Under parallel trends the treated schools' change from the mean of the
+    earlier pre years to the last pre year equals the comparison schools'
+    change (nobody has joined yet), so the placebo DiD estimates zero.  It is
+    the coefficient on ``treated`` in an OLS of each school's change, with
+    standard errors clustered as in the main estimate; the reported test is
+    the Wald test (t²) of that coefficient, with ``df`` = 1.
+    """
+    earlier, last = pre_years[:-1], pre_years[-1]
+    wide = data.loc[data["year"].isin(pre_years)].pivot_table(index="school", columns="year", values="__y__")
+    change = (wide[last] - wide[earlier].mean(axis=1)).dropna()
+    if change.empty:
+        return {"test": "placebo DiD within the pre period", "statistic": None, "df": 0, "p_value": None,
+                "note": "no school has the outcome in the last and an earlier pre year"}
+    d = change.index.isin(treated).astype(float)
+    groups = clusters.reindex(change.index).to_numpy()
+    if d.min() == d.max():
+        return {"test": "placebo DiD within the pre period", "statistic": None, "df": 0, "p_value": None,
+                "note": "only one group has the outcome in the pre years"}
+    fit = sm.OLS(change.to_numpy(), sm.add_constant(d)).fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
+    t = float(fit.tvalues[1])
+    return {
+        "test": f"placebo DiD within the pre period ({last} against {', '.join(map(str, earlier))})",
+        "estimate": float(fit.params[1]),
+        "std_error": float(fit.bse[1]),
+        "statistic": t**2,
+        "df": 1,
+        "p_value": float(fit.pvalues[1]),
+        "n_treated": int(d.sum()),
+        "n_control": int((1 - d).sum()),
+        "note": "",
+    }
 
 
 def run(context: AnalysisContext) -> AnalysisResult:
@@ -217,16 +302,9 @@ def run(context: AnalysisContext) -> AnalysisResult:
         comparison=spec.comparison,
         cluster=spec.cluster,
         ci_level=spec.ci_level,
+        covariates=context.panel.covariates,
     )
-    return AnalysisResult(
-        analysis=spec.name,
-        method=spec.method,
-        outcome=context.outcome,
-        estimates=[estimate.with_context(method=spec.method, outcome=context.outcome)],
-        diagnostics=diagnostics,
-        sample=sample,
-        warnings=warnings,
-    )
+    return result_for(context, [estimate], diagnostics, sample, warnings)
 
 
 def figures(result: AnalysisResult) -> dict:

@@ -23,10 +23,10 @@ from scipy.special import expit
 
 from evaltool.diagnostics.balance import balance_table, overlap_summary
 from evaltool.errors import EstimationError
-from evaltool.estimators.common import cluster_ids, few_clusters_warning
+from evaltool.estimators.common import cluster_ids, few_clusters_warning, result_for
 from evaltool.estimators.psm.estimate import AttFit
 from evaltool.estimators.psm.matching import common_support
-from evaltool.estimators.psm.method import PropensityOptions, _balance_frame, prepare_units
+from evaltool.estimators.psm.method import PropensityOptions, _balance_frame, figures, prepare_units
 from evaltool.estimators.psm.propensity import _separation_error, check_covariates, design_matrix
 from evaltool.estimators.registry import Method, register
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
@@ -176,21 +176,7 @@ def run(context: AnalysisContext) -> AnalysisResult:
         ci_level=spec.ci_level, sample=sample, stage=spec.name,
     )
     diagnostics["design"].update(event_times=list(spec.event_times), did=spec.did)
-    return AnalysisResult(
-        analysis=spec.name,
-        method=spec.method,
-        outcome=context.outcome,
-        estimates=[estimate.with_context(method=spec.method, outcome=context.outcome)],
-        diagnostics=diagnostics,
-        sample=sample,
-        warnings=warnings,
-    )
-
-
-def figures(result: AnalysisResult) -> dict:
-    from evaltool.report.plots_psm import love_plot, overlap_plot
-
-    return {"love_plot": love_plot(result), "overlap": overlap_plot(result)}
+    return result_for(context, [estimate], diagnostics, sample, warnings)
 
 
 register(

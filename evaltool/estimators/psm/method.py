@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 from evaltool.config.models import AnalysisBase
 from evaltool.diagnostics.balance import balance_table, overlap_summary
 from evaltool.errors import EstimationError
-from evaltool.estimators.common import cluster_ids, few_clusters_warning
+from evaltool.estimators.common import cluster_ids, few_clusters_warning, result_for
 from evaltool.estimators.psm.design import build_units
 from evaltool.estimators.psm.estimate import AttFit, abadie_imbens, weighted_att
 from evaltool.estimators.psm.matching import STATUS_NO_CONTROL, STATUS_NO_SUPPORT, MatchResult, common_support, match
@@ -435,15 +435,7 @@ def run(context: AnalysisContext) -> AnalysisResult:
     )
     diagnostics["design"]["event_times"] = list(spec.event_times)
     diagnostics["design"]["did"] = spec.did
-    return AnalysisResult(
-        analysis=spec.name,
-        method=spec.method,
-        outcome=context.outcome,
-        estimates=[estimate.with_context(method=spec.method, outcome=context.outcome)],
-        diagnostics=diagnostics,
-        sample=sample,
-        warnings=warnings,
-    )
+    return result_for(context, [estimate], diagnostics, sample, warnings)
 
 
 def figures(result: AnalysisResult) -> dict:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from evaltool.labels import label
+
 #: Moderators that describe the kind of collaboration (question 2); other moderators answer question 3.
 TYPE_MODERATORS = ("collaboration_type", "federation_form")
 
@@ -34,7 +36,8 @@ def review_answers(diagnostics: dict, outcome: str, *, gap: tuple[str, str] | No
     """
     pooled, het = diagnostics["pooled"], diagnostics["heterogeneity"]
     level = int(round(pooled["ci_level"] * 100))
-    what = f"the gap in {outcome} between {gap[0]} and {gap[1]} pupils" if gap else outcome
+    words = label(outcome)
+    what = f"the gap in {words} between {gap[0].replace('_', ' ')} and {gap[1].replace('_', ' ')} pupils" if gap else words
     answers = {
         "overall": (
             f"Across {het['k']} collaborations, joining changed {what} by {_num(pooled['estimate'])} points on "
@@ -46,7 +49,7 @@ def review_answers(diagnostics: dict, outcome: str, *, gap: tuple[str, str] | No
     }
     regression = diagnostics.get("meta_regression")
     if regression is None:
-        return answers
+        return _as_gap_answer(answers) if gap else answers
     tests = _frame(regression["moderator_tests"]).set_index("moderator")
     coefficients = _frame(regression["coefficients"]).set_index("term")
     by_level = diagnostics.get("by_level", {})
@@ -81,7 +84,12 @@ def review_answers(diagnostics: dict, outcome: str, *, gap: tuple[str, str] | No
             + (" Depth scores run from 0 (no checklist item) to 1 (every item)." if any(
                 m.startswith("depth_") for m in others) else "")
         )
-    return answers
+    return _as_gap_answer(answers) if gap else answers
+
+
+def _as_gap_answer(answers: dict[str, str]) -> dict[str, str]:
+    """Answers about a subgroup gap all answer the review's question 4 (pupil groups, and by type)."""
+    return {"subgroups": " ".join(answers.values())}
 
 
 def _frame(value) -> pd.DataFrame:

@@ -117,3 +117,49 @@ def test_caller_frame_unchanged(mpdta):
     before = mpdta.copy()
     fit_did_2x2(mpdta, "lemp", pre_years=[2003], post_years=[2004])
     pd.testing.assert_frame_equal(before, mpdta)
+
+
+def _frame(seed: int, pretrend: float = 0.0) -> pd.DataFrame:
+    frame = make_panel(seed=seed, n_schools=300).rename(columns={"urn": "school", "att8": "y"})
+    frame = frame.assign(school=frame["school"].astype(str), join_year=frame["join_year"].astype(float))
+    joiners = frame["join_year"] == 2016
+    # a trend for joiners before they join breaks parallel trends
+    frame.loc[joiners & (frame["year"] < 2016), "y"] += pretrend * (frame["year"] - 2016)
+    return frame
+
+
+def test_placebo_pretrend_equals_difference_of_mean_changes():
+    frame = _frame(seed=8)
+    _, diagnostics, _, _ = fit_did_2x2(frame, "y", pre_years=[2012, 2013, 2014], post_years=[2017, 2018])
+    test = diagnostics["pretrend_test"]
+    wide = frame[frame["year"].isin([2012, 2013, 2014])].pivot(index="school", columns="year", values="y")
+    change = wide[2014] - wide[[2012, 2013]].mean(axis=1)
+    join = frame.drop_duplicates("school").set_index("school")["join_year"]
+    treated, control = change[join.reindex(change.index) == 2016], change[join.reindex(change.index).isna()]
+    assert test["estimate"] == pytest.approx(treated.mean() - control.mean(), abs=1e-10)
+    assert test["n_treated"] == len(treated) and test["n_control"] == len(control)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_placebo_pretrend_quiet_under_parallel_trends_and_rejects_a_pre_trend(seed):
+    _, quiet, _, _ = fit_did_2x2(_frame(seed), "y", pre_years=[2012, 2013, 2014], post_years=[2017, 2018])
+    _, loud, _, _ = fit_did_2x2(_frame(seed, pretrend=1.0), "y", pre_years=[2012, 2013, 2014], post_years=[2017, 2018])
+    assert quiet["pretrend_test"]["p_value"] > 0.01
+    assert loud["pretrend_test"]["p_value"] < 1e-6
+
+
+def test_no_pretrend_test_with_one_pre_year():
+    _, diagnostics, _, _ = fit_did_2x2(_frame(4), "y", pre_years=[2014], post_years=[2017])
+    assert "pretrend_test" not in diagnostics
+
+
+def test_baseline_balance_table():
+    frame = _frame(5)
+    _, diagnostics, _, _ = fit_did_2x2(frame, "y", pre_years=[2013, 2014], post_years=[2017], covariates=["fsm"])
+    balance = diagnostics["balance"].set_index("covariate")
+    assert list(balance.index) == ["y (before joining)", "fsm"]
+    # make_panel gives joiners a level 2 points lower: a large standardised difference on the outcome
+    assert balance.loc["y (before joining)", "smd"] < -0.25
+    assert balance.loc["y (before joining)", "wwc_verdict"] == "does not satisfy"
+    assert abs(balance.loc["fsm", "smd"]) < 0.25
+    assert balance["n_treated"].iloc[0] + balance["n_control"].iloc[0] > 100
