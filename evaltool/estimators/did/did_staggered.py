@@ -68,6 +68,8 @@ class DidStaggeredOptions(AnalysisBase):
     """Aggregations to report; the first one's overall ATT is the headline estimate."""
     event_window: tuple[int, int] | None = None
     """Event times [min, max] kept in the dynamic (and simple/group) aggregations; default all."""
+    pretrend_reference: Literal["f", "chi2"] = "f"
+    """Reference distribution of the pre-trend Wald test: 'f' (small-sample F, default) or 'chi2' (as R did)."""
     placebo_shift: int | None = Field(default=2, ge=1)
     """Placebo test: move every joining year this many years earlier, using only pre-joining years (null: skip)."""
     ci_level: float = Field(default=0.95, gt=0.5, lt=1.0)
@@ -173,7 +175,7 @@ def _fit(
         "group_time": cells,
         "aggregations": tables,
         "overall": {kind: {"att": agg.overall_att, "std_error": blocks[kind]["overall_se"]} for kind, agg in aggs.items()},
-        "pretrend_test": staggered_pretrend_test(gt),
+        "pretrend_test": staggered_pretrend_test(gt, reference=options.pretrend_reference),
     }
     if options.placebo_shift:
         diagnostics["placebo_test"] = placebo_test(
@@ -195,9 +197,15 @@ def _fit(
     if pre["p_value"] is not None and pre["p_value"] < 0.05:
         warnings.append(
             f"Pre-joining group-time effects are jointly different from zero (Wald p = {pre['p_value']:.3g}, "
-            f"{pre['df']} df): parallel trends is doubtful, so treat the effects with caution."
+            f"{_df_text(pre)}): parallel trends is doubtful, so treat the effects with caution."
         )
     return estimates, diagnostics, sample, warnings
+
+
+def _df_text(test: dict) -> str:
+    if test.get("df_denominator") is not None:
+        return f"F({test['df']}, {test['df_denominator']:.1f})"
+    return f"{test['df']} df"
 
 
 def _check_window(gt: GroupTimeResult, options: DidStaggeredOptions) -> None:

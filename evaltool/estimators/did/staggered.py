@@ -105,11 +105,11 @@ class GroupTimeResult:
         sums = self.cluster_sums(inf)
         return sums.T @ sums / self.n_units**2
 
-    def pretrend_test(self) -> dict:
-        """Wald test that every pre-joining ATT(g, t) is zero (R ``did``'s pre-test of parallel trends)."""
+    def pretrend_test(self, reference: str = "chi2") -> dict:
+        """Wald test that every pre-joining ATT(g, t) is zero (``"chi2"``: R ``did``'s pre-test; ``"f"``: small-sample)."""
         from evaltool.diagnostics.pretrends import staggered_pretrend_test
 
-        return staggered_pretrend_test(self)
+        return staggered_pretrend_test(self, reference=reference)
 
 
 def cluster_sum(columns: np.ndarray, clusters: np.ndarray, n_clusters: int) -> np.ndarray:
