@@ -456,10 +456,14 @@ def agreement(ok: list[dict]) -> str:
         return ""
     groups = (
         ("Yes", "found a clear positive effect"),
-        ("Not clearly", "were inconclusive (interval includes zero)"),
+        ("Not clearly", "{was} inconclusive (interval includes zero)"),
         ("No, lower", "found a clear negative effect"),
     )
-    parts = [f"{verdicts.count(v)} {text}" for v, text in groups if verdicts.count(v)]
+    parts = [
+        f"{verdicts.count(v)} " + text.format(was="was" if verdicts.count(v) == 1 else "were")
+        for v, text in groups
+        if verdicts.count(v)
+    ]
     other = len(verdicts) - sum(verdicts.count(v) for v, _ in groups)
     if other:
         parts.append(f"{other} gave no usable estimate")
