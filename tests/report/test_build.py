@@ -291,7 +291,7 @@ def test_first_screen_combines_analyses(tmp_path):
     write_report(folder)
     markdown = (folder / "report.md").read_text()
     brief = markdown.split("## All analyses")[0]
-    assert "Of the 3 analyses that ran, 2 found a clear positive effect, 1 were inconclusive (interval includes zero)." in brief
+    assert "Of the 3 analyses that ran, 2 found a clear positive effect, 1 was inconclusive (interval includes zero)." in brief
     # "For whom" comes from the first analysis with a subgroup breakdown, named.
     assert "Largest estimated effect for disadvantaged pupils (+2.20 points)" in brief
     assert "(from the analysis **matched**)" in brief
