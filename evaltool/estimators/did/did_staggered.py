@@ -20,6 +20,7 @@ from threadpoolctl import ThreadpoolController
 from evaltool.config.models import AnalysisBase
 from evaltool.diagnostics.pretrends import placebo_test, staggered_pretrend_test
 from evaltool.errors import EstimationError
+from evaltool.estimators.common import result_for
 from evaltool.estimators.did.aggregate import Aggregate, aggregate
 from evaltool.estimators.did.bootstrap import group_time_bootstrap
 from evaltool.estimators.did.staggered import GroupTimeResult, att_gt
@@ -331,15 +332,7 @@ def run(context: AnalysisContext) -> AnalysisResult:
     estimates, diagnostics, sample, warnings = fit_did_staggered(
         context.panel.frame, context.outcome, options=spec, rng=context.rng
     )
-    return AnalysisResult(
-        analysis=spec.name,
-        method=spec.method,
-        outcome=context.outcome,
-        estimates=[e.with_context(method=spec.method, outcome=context.outcome) for e in estimates],
-        diagnostics=diagnostics,
-        sample=sample,
-        warnings=warnings,
-    )
+    return result_for(context, estimates, diagnostics, sample, warnings)
 
 
 def figures(result: AnalysisResult) -> dict:

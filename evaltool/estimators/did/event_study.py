@@ -23,7 +23,7 @@ from pydantic import Field, model_validator
 
 from evaltool.diagnostics.pretrends import wald_test
 from evaltool.errors import EstimationError
-from evaltool.estimators.common import few_clusters_warning
+from evaltool.estimators.common import few_clusters_warning, result_for
 from evaltool.estimators.did.bootstrap import sup_t_crit
 from evaltool.estimators.did.twfe import TwfeOptionsBase, fit_panel_ols, prepare_twfe_sample
 from evaltool.estimators.registry import Method, register
@@ -201,15 +201,7 @@ def fit_event_study(
 def run(context: AnalysisContext) -> AnalysisResult:
     spec: EventStudyOptions = context.spec  # type: ignore[assignment]
     estimates, diagnostics, sample, warnings = fit_event_study(context.panel.frame, context.outcome, options=spec, rng=context.rng)
-    return AnalysisResult(
-        analysis=spec.name,
-        method=spec.method,
-        outcome=context.outcome,
-        estimates=[e.with_context(method=spec.method, outcome=context.outcome) for e in estimates],
-        diagnostics=diagnostics,
-        sample=sample,
-        warnings=warnings,
-    )
+    return result_for(context, estimates, diagnostics, sample, warnings)
 
 
 def figures(result: AnalysisResult) -> dict:

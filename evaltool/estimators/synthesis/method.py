@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 
 from evaltool.config.models import AnalysisBase, SourceFile
 from evaltool.errors import DataError, EstimationError
+from evaltool.estimators.common import result_for
 from evaltool.estimators.registry import Method, register
 from evaltool.estimators.synthesis.answers import review_answers
 from evaltool.estimators.synthesis.meta import MIN_STUDIES, MetaFit, fit_meta
@@ -150,15 +151,7 @@ def run_trust_effects(context: AnalysisContext) -> AnalysisResult:
             ),
         },
     }
-    return AnalysisResult(
-        analysis=spec.name,
-        method=spec.method,
-        outcome=context.outcome,
-        estimates=[e.with_context(method=spec.method, outcome=context.outcome) for e in estimates],
-        diagnostics=diagnostics,
-        sample=fitted.sample,
-        warnings=warnings,
-    )
+    return result_for(context, estimates, diagnostics, fitted.sample, warnings)
 
 
 def _trust_id_column(context: AnalysisContext) -> str:
