@@ -9,7 +9,10 @@ import pandas as pd
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
 if TYPE_CHECKING:
+    from evaltool.config import Config
     from evaltool.pipeline import AnalysisContext
+
+Problem = tuple[tuple, str]
 
 
 def cluster_ids(schools: pd.Series, school_rows: pd.DataFrame, cluster: str) -> tuple[pd.Series, int, str]:
@@ -70,3 +73,32 @@ def result_for(
         sample=sample,
         warnings=warnings,
     )
+
+
+def design_problems(
+    config: Config,
+    method: str,
+    *,
+    covariates: list[str] | tuple[str, ...] = (),
+    covariates_key: str = "covariates",
+    cluster: str | None = None,
+) -> list[Problem]:
+    """The config checks every school-panel method shares (for an options model's ``cross_check``).
+
+    A join year must be mapped; the method's covariates must be listed in
+    ``columns.covariates``; clustering by trust or local authority needs that
+    column mapped.  Each problem is ``(key path within the analysis, message)``.
+    """
+    problems: list[Problem] = []
+    if config.columns.join_year is None:
+        problems.append((("method",), f"{method} needs columns.join_year (the year each school joined)"))
+    unknown = [c for c in covariates if c not in config.columns.covariates]
+    if unknown:
+        problems.append(
+            ((covariates_key,), f"{unknown} are not in columns.covariates {config.columns.covariates}; add them there first")
+        )
+    if cluster in ("trust", "local_authority") and getattr(config.columns, cluster) is None:
+        problems.append(
+            (("cluster",), f"clustering by {cluster} needs columns.{cluster}; map that column or use cluster: school")
+        )
+    return problems

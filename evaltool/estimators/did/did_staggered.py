@@ -20,7 +20,7 @@ from threadpoolctl import ThreadpoolController
 from evaltool.config.models import AnalysisBase
 from evaltool.diagnostics.pretrends import placebo_test, staggered_pretrend_test
 from evaltool.errors import EstimationError
-from evaltool.estimators.common import result_for
+from evaltool.estimators.common import design_problems, result_for
 from evaltool.estimators.did.aggregate import Aggregate, aggregate
 from evaltool.estimators.did.bootstrap import group_time_bootstrap
 from evaltool.estimators.did.staggered import GroupTimeResult, att_gt
@@ -84,19 +84,7 @@ class DidStaggeredOptions(AnalysisBase):
         return value
 
     def cross_check(self, config: Config) -> list[tuple[tuple, str]]:
-        problems = []
-        if config.columns.join_year is None:
-            problems.append((("method",), "did_staggered needs columns.join_year (the year each school joined)"))
-        unknown = [c for c in self.covariates if c not in config.columns.covariates]
-        if unknown:
-            problems.append(
-                (("covariates",), f"covariates {unknown} are not in columns.covariates {config.columns.covariates}; add them there")
-            )
-        if self.cluster in ("trust", "local_authority") and getattr(config.columns, self.cluster) is None:
-            problems.append(
-                (("cluster",), f"clustering by {self.cluster} needs columns.{self.cluster}; map that column or use cluster: school")
-            )
-        return problems
+        return design_problems(config, self.method, covariates=self.covariates, cluster=self.cluster)
 
 
 def fit_did_staggered(

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from evaltool.config.models import AnalysisBase
 from evaltool.errors import EstimationError
-from evaltool.estimators.common import cluster_ids, few_clusters_warning, result_for
+from evaltool.estimators.common import cluster_ids, design_problems, few_clusters_warning, result_for
 from evaltool.estimators.registry import Method, register
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
@@ -42,19 +42,7 @@ class TwfeOptionsBase(AnalysisBase):
     """Confidence level of the intervals."""
 
     def cross_check(self, config: Config) -> list[tuple[tuple, str]]:
-        problems = []
-        if config.columns.join_year is None:
-            problems.append((("method",), f"{self.method} needs columns.join_year (the year each school joined)"))
-        unknown = [c for c in self.covariates if c not in config.columns.covariates]
-        if unknown:
-            problems.append(
-                (("covariates",), f"covariates {unknown} are not in columns.covariates {config.columns.covariates}; add them there")
-            )
-        if self.cluster in ("trust", "local_authority") and getattr(config.columns, self.cluster) is None:
-            problems.append(
-                (("cluster",), f"clustering by {self.cluster} needs columns.{self.cluster}; map that column or use cluster: school")
-            )
-        return problems
+        return design_problems(config, self.method, covariates=self.covariates, cluster=self.cluster)
 
 
 class DidTwfeOptions(TwfeOptionsBase):

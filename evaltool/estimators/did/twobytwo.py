@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 from evaltool.config.models import AnalysisBase
 from evaltool.diagnostics.balance import balance_table
 from evaltool.errors import EstimationError
-from evaltool.estimators.common import cluster_ids, few_clusters_warning, result_for
+from evaltool.estimators.common import cluster_ids, design_problems, few_clusters_warning, result_for
 from evaltool.estimators.registry import Method, register
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
@@ -57,13 +57,7 @@ class Did2x2Options(AnalysisBase):
         return self
 
     def cross_check(self, config: Config) -> list[tuple[tuple, str]]:
-        problems = []
-        if config.columns.join_year is None:
-            problems.append((("method",), "did_2x2 needs columns.join_year (the year each school joined)"))
-        if self.cluster in ("trust", "local_authority") and getattr(config.columns, self.cluster) is None:
-            problems.append(
-                (("cluster",), f"clustering by {self.cluster} needs columns.{self.cluster}; map that column or use cluster: school")
-            )
+        problems = design_problems(config, self.method, cluster=self.cluster)
         excluded = sorted(set(config.data.exclude_years) & set(self.pre_years + self.post_years))
         if excluded:
             problems.append((("pre_years",), f"years {excluded} are also in data.exclude_years; remove them from one of the two"))
@@ -235,20 +229,33 @@ def baseline_balance(
 
     Schools missing a covariate in every pre year are left out of that
     covariate's row only (its mean is undefined); ``n_treated``/``n_control``
-    say how many schools each row rests on.
+    say how many schools each row rests on.  A covariate with fewer than two
+    schools in either group has no row (a standardised difference needs a
+    standard deviation in each group); its name is listed in the ``note``
+    column of the outcome row.
     """
     columns = [outcome, *[c for c in covariates if c in data]]
     pre = data.loc[data["year"].isin(pre_years)].groupby("school")[columns].mean()
     is_treated = pre.index.isin(treated)
     rows = []
+    unmeasured = []
     for column in columns:
         present = pre[column].notna().to_numpy()
+        if (is_treated & present).sum() < 2 or (~is_treated & present).sum() < 2:
+            unmeasured.append(column)
+            continue
         table = balance_table(pre.loc[present, [column]], is_treated[present])
         table["n_treated"] = int((is_treated & present).sum())
         table["n_control"] = int((~is_treated & present).sum())
         rows.append(table)
+    if not rows:
+        return pd.DataFrame({"covariate": [], "smd": [], "note": []})
     out = pd.concat(rows, ignore_index=True).rename(columns={"smd_before": "smd"})
-    out.loc[0, "covariate"] = f"{outcome} (before joining)"
+    out["note"] = ""
+    if outcome not in unmeasured:
+        out.loc[0, "covariate"] = f"{outcome} (before joining)"
+    if unmeasured:
+        out.loc[0, "note"] = f"not measured (fewer than 2 schools with values in a group): {', '.join(unmeasured)}"
     return out
 
 

@@ -19,6 +19,7 @@ from pydantic import Field, model_validator
 from evaltool.config.models import AnalysisBase
 from evaltool.errors import DataError
 from evaltool.estimators import heterogeneity as het
+from evaltool.estimators.common import design_problems
 from evaltool.estimators.multilevel.fastlmm import FastLMMResult
 from evaltool.estimators.multilevel.model import TREATED, design, fit_mixed, null_icc
 from evaltool.estimators.registry import Method, register
@@ -69,13 +70,11 @@ class MultilevelOptions(AnalysisBase):
             problems.append((("data",), "data: pupils needs data.pupils (a pupil-level file); add it or use data: panel"))
         if self.data == "panel" and self.pupil_covariates:
             problems.append((("pupil_covariates",), "pupil_covariates need data: pupils"))
-        unknown = [c for c in self.school_covariates if c not in config.columns.covariates]
-        if unknown:
-            problems.append((("school_covariates",), f"{unknown} are not in columns.covariates {config.columns.covariates}"))
         if self.trust_intercept and config.columns.trust is None:
             problems.append((("trust_intercept",), "trust_intercept: true needs columns.trust"))
-        if config.columns.join_year is None:
-            problems.append((("method",), "multilevel needs columns.join_year (the year each school joined)"))
+        problems += design_problems(
+            config, self.method, covariates=self.school_covariates, covariates_key="school_covariates"
+        )
         return problems
 
 

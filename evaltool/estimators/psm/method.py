@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 from evaltool.config.models import AnalysisBase
 from evaltool.diagnostics.balance import balance_table, overlap_summary
 from evaltool.errors import EstimationError
-from evaltool.estimators.common import cluster_ids, few_clusters_warning, result_for
+from evaltool.estimators.common import cluster_ids, design_problems, few_clusters_warning, result_for
 from evaltool.estimators.psm.design import build_units
 from evaltool.estimators.psm.estimate import AttFit, abadie_imbens, weighted_att
 from evaltool.estimators.psm.matching import STATUS_NO_CONTROL, STATUS_NO_SUPPORT, MatchResult, common_support, match
@@ -68,20 +68,10 @@ class PropensityOptions(AnalysisBase):
         return list(self.covariates) if self.covariates is not None else list(config.columns.covariates)
 
     def cross_check(self, config: Config) -> list[tuple[tuple, str]]:
-        problems: list[tuple[tuple, str]] = []
-        if config.columns.join_year is None:
-            problems.append((("method",), f"{self.method} needs columns.join_year (the year each school joined)"))
         covariates = self.covariate_list(config)
+        problems = design_problems(config, self.method, covariates=covariates, cluster=getattr(self, "cluster", None))
         if not covariates and not self.match_on_baseline_outcome:
             problems.append((("covariates",), "no covariates: list some in columns.covariates or set match_on_baseline_outcome: true"))
-        unknown = [c for c in covariates if c not in config.columns.covariates]
-        if unknown:
-            problems.append(
-                (("covariates",), f"{unknown} are not in columns.covariates {config.columns.covariates}; add them there first")
-            )
-        cluster = getattr(self, "cluster", None)
-        if cluster in ("trust", "local_authority") and getattr(config.columns, cluster) is None:
-            problems.append((("cluster",), f"clustering by {cluster} needs columns.{cluster}; map it or cluster by school"))
         return problems
 
 

@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 
 from evaltool.config.models import AnalysisBase, SourceFile
 from evaltool.errors import DataError, EstimationError
-from evaltool.estimators.common import result_for
+from evaltool.estimators.common import design_problems, result_for
 from evaltool.estimators.registry import Method, register
 from evaltool.estimators.synthesis.answers import review_answers
 from evaltool.estimators.synthesis.meta import MIN_STUDIES, MetaFit, fit_meta
@@ -68,8 +68,7 @@ class TrustEffectsOptions(AnalysisBase):
         problems = []
         if config.columns.trust is None:
             problems.append((("method",), "trust_effects needs columns.trust (the trust or federation id of each school)"))
-        if config.columns.join_year is None:
-            problems.append((("method",), "trust_effects needs columns.join_year (the year each school joined)"))
+        problems += design_problems(config, self.method)
         if self.subgroup_gap is not None and config.data.subgroups is None:
             problems.append((("subgroup_gap",), "subgroup_gap needs data.subgroups (the school x year x subgroup file)"))
         if self.subgroup_gap is not None and self.subgroup_gap[0] == self.subgroup_gap[1]:

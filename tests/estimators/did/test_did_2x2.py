@@ -163,3 +163,12 @@ def test_baseline_balance_table():
     assert balance.loc["y (before joining)", "wwc_verdict"] == "does not satisfy"
     assert abs(balance.loc["fsm", "smd"]) < 0.25
     assert balance["n_treated"].iloc[0] + balance["n_control"].iloc[0] > 100
+
+
+def test_balance_skips_a_covariate_missing_before_joining():
+    frame = _frame(6).assign(fsm=lambda d: d["fsm"].where(d["year"] > 2014))
+    _, diagnostics, _, _ = fit_did_2x2(frame, "y", pre_years=[2013, 2014], post_years=[2017], covariates=["fsm"])
+    balance = diagnostics["balance"]
+    assert list(balance["covariate"]) == ["y (before joining)"]
+    assert "fsm" in balance["note"].iloc[0]
+    assert balance["smd"].notna().all()
