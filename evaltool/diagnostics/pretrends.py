@@ -136,12 +136,10 @@ def _cluster_weights(result: GroupTimeResult, pre: np.ndarray) -> np.ndarray:
     unequal clusters (trusts of 2–9 schools, local authorities) have fewer: ``(Σ m_c)² / Σ m_c² − 1`` (Kish's
     effective number, as in a Satterthwaite approximation for a sum of independent, unequally variable terms).
     """
-    psi = result.influence[:, pre]
-    scale = np.maximum((psi**2).sum(axis=0), np.finfo(float).tiny)
-    own = (psi**2 / scale).sum(axis=1)
-    codes, cohorts = pd.factorize(np.where(np.isfinite(result.arrays.cohort), result.arrays.cohort, -1.0))
-    mean_by_cohort = np.bincount(codes, weights=own) / np.bincount(codes)
-    return np.bincount(result.arrays.clusters, weights=mean_by_cohort[codes], minlength=result.arrays.n_clusters)
+    square_sums, code = result.cohort_square_sums(pre)  # Σ_i ψ_ik² per cohort, each school's cohort
+    scale = np.maximum(square_sums.sum(axis=0), np.finfo(float).tiny)
+    mean_by_cohort = (square_sums / scale).sum(axis=1) / np.maximum(np.bincount(code, minlength=len(square_sums)), 1)
+    return np.bincount(result.arrays.clusters, weights=mean_by_cohort[code], minlength=result.arrays.n_clusters)
 
 
 def staggered_pretrend_test(result: GroupTimeResult, *, reference: str = "chi2") -> dict:
@@ -178,24 +176,22 @@ def staggered_pretrend_test(result: GroupTimeResult, *, reference: str = "chi2")
     theta = cells["att"].to_numpy()[pre]
     label = "pre-joining ATT(g,t) jointly zero"
     if reference == "chi2" or not pre.any():
-        vcov = result.vcov(result.influence[:, pre]) if pre.any() else np.zeros((0, 0))
+        vcov = result.vcov(pre) if pre.any() else np.zeros((0, 0))
         return {**wald_test(theta, vcov, label=label), "reference": "chi2 (as R did)"}
-    sums = result.cluster_sums(result.influence[:, pre])
     strata = cluster_strata(result)
     keys = np.unique(strata[np.isfinite(strata)])
     groups = [strata == key for key in keys] + ([np.isnan(strata)] if np.isnan(strata).any() else [])
     size = _cluster_weights(result, pre)
     parts, dfs = [], []
-    for members in groups:
+    for members, cross in zip(groups, result.cross_by_group(groups, pre), strict=True):
         n_h = int(members.sum())
-        s_h = sums[members]
         scale = n_h / (n_h - 1) if n_h > 1 else 1.0
-        parts.append(scale * s_h.T @ s_h / result.n_units**2)
+        parts.append(scale * cross)
         m = size[members]
         informative = n_h > 1 and m.sum() > 0  # a cohort with no influence on the tested cells adds nothing
         dfs.append(m.sum() ** 2 / (m**2).sum() - 1 if informative else 0.0)  # n_h - 1 for equal weights
     test = wald_test_f(theta, parts, dfs, label=label)
-    chi2 = wald_test(theta, result.vcov(result.influence[:, pre]))
+    chi2 = wald_test(theta, result.vcov(pre))
     return {**test, "statistic_chi2": chi2["statistic"], "p_value_chi2": chi2["p_value"]}
 
 

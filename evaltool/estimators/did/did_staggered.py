@@ -214,7 +214,7 @@ def _check_window(gt: GroupTimeResult, options: DidStaggeredOptions) -> None:
 def _inference(gt: GroupTimeResult, aggs: dict[str, Aggregate], options: DidStaggeredOptions, rng, alpha: float) -> dict:
     """Standard errors and uniform-band critical values per block (one bootstrap of the basis for all blocks)."""
     n_cells = len(gt.cells)
-    identity = np.eye(gt.basis.shape[1])[:, :n_cells]
+    identity = np.eye(gt.n_basis)[:, :n_cells]
     coefs = {"att_gt": identity, **{kind: agg.coef for kind, agg in aggs.items()}}
     blocks: dict = {}
     arrays = gt.arrays

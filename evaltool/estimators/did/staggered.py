@@ -18,6 +18,7 @@ import pandas as pd
 
 from evaltool.errors import EstimationError
 from evaltool.estimators.did import twoperiod
+from evaltool.estimators.did.blocks import CohortBlocks, unconditional_blocks
 from evaltool.estimators.did.panel_arrays import NEVER, PanelArrays, balance, panel_arrays
 from evaltool.results import SampleReport
 
@@ -37,10 +38,6 @@ class GroupTimeResult:
         One row per (cohort, year): ``cohort``, ``year``, ``base_year``,
         ``event_time`` (year − cohort), ``post`` (year ≥ cohort), ``att``,
         ``std_error`` (analytic, clustered), ``n_treated``, ``n_control``.
-    influence
-        Influence functions, shape ``(n_units, n_cells)``, scaled so that the
-        variance of a linear combination ``a`` of the ATTs is
-        ``Σ_c (Σ_{i∈c} ψ_i a)² / n²`` (clusters ``c``).
     arrays
         The unit × period arrays used (after balancing, if any).
     cohort_share
@@ -51,23 +48,47 @@ class GroupTimeResult:
         Exclusions made by the estimator.
     warnings
         Messages for the reader (dropped cohorts, few clusters …).
+    dense_influence
+        Influence functions of the cells as a schools × cells matrix (covariates, or schools missing years).
+    blocks
+        Otherwise (unconditional estimator, every school observed every year): the influence functions of
+        the whole :attr:`basis` in cohort-block form (:class:`~evaltool.estimators.did.blocks.CohortBlocks`),
+        from which covariances and bootstrap draws come without forming the schools × cells matrix.
+
+    Notes
+    -----
+    Influence functions are scaled so that the variance of a linear combination ``a`` of the ATTs is
+    ``Σ_c (Σ_{i∈c} ψ_i a)² / n²`` (clusters ``c``).
     """
 
     cells: pd.DataFrame
-    influence: np.ndarray
     arrays: PanelArrays
     cohort_share: dict[float, float]
     options: dict
     sample: SampleReport = field(default_factory=SampleReport)
     warnings: list[str] = field(default_factory=list)
-    cell_terms: np.ndarray | None = None
-    """Unconditional estimator on fully observed schools only: per cell ``(s1, m1, s0, m0)`` with influence
-    ``s·(Y_t − Y_base − m)`` for joining (1) and comparison (0) schools, which lets the bootstrap work on
-    ``V·Y`` (schools × years) instead of schools × cells.  ``None`` otherwise."""
+    dense_influence: np.ndarray | None = field(default=None, repr=False)
+    blocks: CohortBlocks | None = field(default=None, repr=False)
 
     @property
     def n_units(self) -> int:
         return self.arrays.n_units
+
+    @property
+    def n_cells(self) -> int:
+        return len(self.cells)
+
+    @property
+    def n_basis(self) -> int:
+        """Number of :attr:`basis` columns: the cells, then one per cohort share."""
+        return self.n_cells + len(self.cohort_share)
+
+    @cached_property
+    def influence(self) -> np.ndarray:
+        """Influence functions of the cells, shape ``(n_units, n_cells)``."""
+        if self.dense_influence is not None:
+            return self.dense_influence
+        return self.basis[:, : self.n_cells]
 
     @cached_property
     def cohort_matrix(self) -> np.ndarray:
@@ -79,11 +100,23 @@ class GroupTimeResult:
     @cached_property
     def basis(self) -> np.ndarray:
         """``[influence | cohort_matrix]``: every aggregation's influence function is a combination of these columns."""
+        if self.blocks is not None:
+            return self.blocks.dense()
         return np.column_stack([self.influence, self.cohort_matrix])
 
+    @property
+    def schools_are_clusters(self) -> bool:
+        return _schools_are_clusters(self.arrays.clusters, self.arrays.n_clusters)
+
     @cached_property
-    def _basis_sums(self) -> np.ndarray:
-        return self.cluster_sums(self.basis)
+    def basis_cov(self) -> np.ndarray:
+        """Analytic clustered covariance of the basis columns, ``Σ_c S_c'S_c / n²`` (``S_c``: cluster sums)."""
+        if self.blocks is not None and self.schools_are_clusters:
+            cross = self.blocks.block_cross.sum(axis=0)
+        else:
+            sums = self.cluster_sums()
+            cross = sums.T @ sums
+        return cross / self.n_units**2
 
     def combine(self, coef: np.ndarray) -> np.ndarray:
         """Point estimates of linear combinations ``coef`` (rows: basis columns) of the ATT(g, t)."""
@@ -92,24 +125,63 @@ class GroupTimeResult:
 
     def std_errors(self, coef: np.ndarray) -> np.ndarray:
         """Analytic clustered standard errors of the combinations ``coef`` of the basis."""
-        sums = self._basis_sums @ coef
-        return np.sqrt((sums**2).sum(axis=0)) / self.n_units
+        variance = np.einsum("ij,ik,kj->j", coef, self.basis_cov, coef)
+        return np.sqrt(np.maximum(variance, 0.0))
 
-    def cluster_sums(self, columns: np.ndarray) -> np.ndarray:
-        """Sum of influence-function columns within clusters, shape ``(n_clusters, k)``."""
-        return cluster_sum(columns, self.arrays.clusters, self.arrays.n_clusters)
+    def cluster_sums(self, columns: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """Sums of basis columns within clusters, shape ``(n_clusters, k)``."""
+        if self.blocks is not None:
+            return self.blocks.cluster_sums(self.arrays.clusters, self.arrays.n_clusters)[:, columns]
+        return cluster_sum(self.basis[:, columns], self.arrays.clusters, self.arrays.n_clusters)
 
-    def vcov(self, columns: np.ndarray | None = None) -> np.ndarray:
-        """Analytic (cluster-robust) covariance of the ATTs, or of any influence columns given."""
-        inf = self.influence if columns is None else columns
-        sums = self.cluster_sums(inf)
-        return sums.T @ sums / self.n_units**2
+    def vcov(self, cells: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """Analytic (cluster-robust) covariance of the ATTs of ``cells`` (indices or a mask over cells)."""
+        index = np.arange(self.n_cells)[cells]
+        return self.basis_cov[np.ix_(index, index)]
+
+    def cross_by_group(self, groups: list[np.ndarray], cells: np.ndarray) -> list[np.ndarray]:
+        """``Σ_{c∈h} S_c'S_c / n²`` for each group ``h`` of clusters (boolean masks), over the ``cells`` given."""
+        index = np.arange(self.n_cells)[cells]
+        if self.blocks is not None and self.schools_are_clusters:
+            # A school's cluster is the school: when every group is a union of whole cohort blocks, its cross
+            # product is the sum of those blocks' (no schools × cells matrix needed).
+            picks = [_whole_blocks(group, self.blocks.rows) for group in groups]
+            if all(pick is not None for pick in picks):
+                cross = self.blocks.block_cross[:, index][:, :, index]
+                return [cross[pick].sum(axis=0) / self.n_units**2 for pick in picks]
+        sums = self.cluster_sums(index)
+        return [sums[g].T @ sums[g] / self.n_units**2 for g in groups]
+
+    def cohort_square_sums(self, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``Σ_i ψ_ik²`` over each cohort's schools for the ``cells`` given, and each school's cohort code.
+
+        Cohorts in sorted order (never joined last), as ``np.unique(arrays.cohort)``.
+        """
+        index = np.arange(self.n_cells)[cells]
+        _, code = np.unique(self.arrays.cohort, return_inverse=True)
+        if self.blocks is not None:
+            diagonal = np.einsum("bkk->bk", self.blocks.block_cross)
+            return diagonal[:, index], code
+        psi2 = self.influence[:, index] ** 2
+        onehot = np.eye(code.max() + 1)[code]
+        return onehot.T @ psi2, code
 
     def pretrend_test(self, reference: str = "chi2") -> dict:
         """Wald test that every pre-joining ATT(g, t) is zero (``"chi2"``: R ``did``'s pre-test; ``"f"``: small-sample)."""
         from evaltool.diagnostics.pretrends import staggered_pretrend_test
 
         return staggered_pretrend_test(self, reference=reference)
+
+
+def _whole_blocks(group: np.ndarray, rows: tuple[np.ndarray, ...]) -> np.ndarray | None:
+    """Which blocks a mask over schools covers, or ``None`` if it covers part of a block."""
+    covered = []
+    for block_rows in rows:
+        inside = group[block_rows]
+        if inside.any() and not inside.all():
+            return None
+        covered.append(bool(inside.any()))
+    return np.array(covered, dtype=bool)
 
 
 def cluster_sum(columns: np.ndarray, clusters: np.ndarray, n_clusters: int) -> np.ndarray:
@@ -243,25 +315,102 @@ def att_gt(
 
     periods = arrays.periods
     cohort = arrays.cohort
-    n = arrays.n_units
     observed = ~np.isnan(arrays.y)
     if covariates:
         observed &= ~np.isnan(arrays.x).any(axis=2)
-    estimator = twoperiod.ESTIMATORS[est_method] if covariates else None
     cohorts = np.array(sorted(g for g in np.unique(cohort) if np.isfinite(g) and g not in controls_only))
     period_index = {int(p): j for j, p in enumerate(periods)}
     max_year = periods[-1] if not controls_only else min(controls_only) - anticipation - 1
-
-    rows: list[dict] = []
-    blocks: list[tuple[np.ndarray | slice, np.ndarray]] = []  # (schools, their influence in the cohort's cells)
-    terms: list[np.ndarray] = []
-    block_cohorts, cohort_code = np.unique(cohort, return_inverse=True)
+    specs: list[tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # (g, years, bases, jt, jb)
     for g in cohorts:
         years, bases = _base_periods(periods, g, anticipation, base_period)
         keep = years <= max_year
         years, bases = years[keep], bases[keep]
         jt = np.array([period_index[int(t)] for t in years], dtype=int)
         jb = np.array([period_index[int(b)] for b in bases], dtype=int)
+        specs.append((g, years, bases, jt, jb))
+    shares = np.array([np.mean(cohort == g) for g in cohorts])
+    cohort_share = {float(g): float(p) for g, p in zip(cohorts, shares, strict=True)}
+
+    blocks = None
+    dense = None
+    if not covariates and observed.all():
+        blocks, att, n1, n0 = _block_cells(arrays, specs, cohorts, shares, control_group, anticipation)
+    else:
+        estimator = twoperiod.ESTIMATORS[est_method] if covariates else None
+        dense, att, n1, n0, std_error = _dense_cells(arrays, observed, specs, estimator, control_group, anticipation)
+    years = np.concatenate([s[1] for s in specs]).astype(int)
+    cohort_of_cell = np.concatenate([np.full(len(s[1]), s[0]) for s in specs])
+    cells = pd.DataFrame(
+        {
+            "cohort": cohort_of_cell,
+            "year": years,
+            "base_year": np.concatenate([s[2] for s in specs]).astype(int),
+            "event_time": (years - cohort_of_cell).astype(int),
+            "post": years >= cohort_of_cell,
+            "att": att,
+            "n_treated": n1.astype(int),
+            "n_control": n0.astype(int),
+        }
+    )
+    empty = cells.loc[cells["att"].isna()]
+    if len(empty):
+        warnings.append(
+            f"{len(empty)} group-time cells have no joining or no comparison schools observed in both years and are "
+            f"left out (e.g. cohort {empty['cohort'].iloc[0]:.0f}, year {empty['year'].iloc[0]})."
+        )
+    result = GroupTimeResult(
+        cells=cells,
+        dense_influence=dense,
+        blocks=blocks,
+        arrays=arrays,
+        cohort_share=cohort_share,
+        options={
+            "control_group": control_group,
+            "anticipation": int(anticipation),
+            "covariates": list(covariates),
+            "est_method": est_method if covariates else "unconditional",
+            "base_period": base_period,
+            "unbalanced": unbalanced,
+            "cluster": arrays.cluster_note,
+            "n_clusters": arrays.n_clusters,
+        },
+        sample=sample,
+        warnings=warnings,
+    )
+    if blocks is not None:
+        std_error = np.sqrt(np.diag(result.basis_cov)[: len(cells)])
+    # In place (the result holds this frame), after ``att``.
+    cells.insert(6, "std_error", np.where(np.isnan(att), np.nan, std_error))
+    return result
+
+
+def _block_cells(
+    arrays: PanelArrays, specs: list, cohorts: np.ndarray, shares: np.ndarray, control_group: str, anticipation: int
+) -> tuple[CohortBlocks, np.ndarray, np.ndarray, np.ndarray]:
+    """Unconditional cells on a fully observed panel, influence in cohort-block form (see :mod:`.blocks`)."""
+    block_cohorts = np.unique(arrays.cohort)
+    cells = [
+        (g, int(jt[k]), int(jb[k]), is_control(block_cohorts, g, years[k], bases[k], control_group, anticipation))
+        for g, years, bases, jt, jb in specs
+        for k in range(len(years))
+    ]
+    return unconditional_blocks(arrays.y, arrays.cohort, cells, cohorts, shares)
+
+
+def _dense_cells(
+    arrays: PanelArrays, observed: np.ndarray, specs: list, estimator, control_group: str, anticipation: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Cells with covariates or missing years: influence as a schools × cells matrix.
+
+    Returns the influence matrix, ATTs, joining and comparison counts, and analytic clustered SEs.
+    """
+    cohort = arrays.cohort
+    n = arrays.n_units
+    blocks: list[tuple[np.ndarray | slice, np.ndarray]] = []  # (schools, their influence in the cohort's cells)
+    atts, n1s, n0s = [], [], []
+    block_cohorts, cohort_code = np.unique(cohort, return_inverse=True)
+    for g, years, bases, jt, jb in specs:
         if estimator is None:
             # Only the cohort's schools and its possible comparisons enter its cells: work on those rows (the
             # others' influence is zero; sums over the rows are the same, zeros left out).
@@ -290,10 +439,6 @@ def att_gt(
                 inf = treat * (dy - m1) / p1 - ctrl * (dy - m0) / (1 - p1)
             att[estimable] = (m1 - m0)[estimable]
             block[:, estimable] = (inf * (n / (n1 + n0)))[:, estimable]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                scale = n / (n1 + n0)
-                term = np.column_stack([scale / p1, m1, -scale / (1 - p1), m0])
-            terms.append(np.where(estimable[:, None], term, 0.0))
         else:
             for k in np.flatnonzero(estimable):
                 cell = treat[:, k] | ctrl[:, k]
@@ -301,16 +446,11 @@ def att_gt(
                 x = np.column_stack([np.ones(cell.sum()), arrays.x[cell, jb[k], :]])
                 att[k], inf_k = estimator(dy, treat[cell, k], x)
                 block[cell, k] = inf_k * (n / (n1[k] + n0[k]))
-        for k in range(len(years)):
-            rows.append(
-                {"cohort": g, "year": int(years[k]), "base_year": int(bases[k]), "n_treated": int(n1[k]),
-                 "n_control": int(n0[k]), "att": float(att[k])}
-            )
+        atts.append(att)
+        n1s.append(n1)
+        n0s.append(n0)
         blocks.append((units, block))
 
-    cells = pd.DataFrame(rows, columns=["cohort", "year", "base_year", "n_treated", "n_control", "att"])
-    cells["event_time"] = (cells["year"] - cells["cohort"]).astype(int)
-    cells["post"] = cells["year"] >= cells["cohort"]
     influence = np.zeros((n, sum(block.shape[1] for _, block in blocks)))
     start = 0
     for units, block in blocks:
@@ -318,40 +458,11 @@ def att_gt(
         start += block.shape[1]
     if _schools_are_clusters(arrays.clusters, arrays.n_clusters):
         # Σ_i ψ_i² over each block's own schools: the other rows of the column are zeros, so this is the same sum.
-        cells["std_error"] = np.concatenate([np.sqrt((block**2).sum(axis=0)) / n for _, block in blocks] or [[]])
+        std_error = np.concatenate([np.sqrt((block**2).sum(axis=0)) / n for _, block in blocks] or [[]])
     else:
         sums = cluster_sum(influence, arrays.clusters, arrays.n_clusters)
-        cells["std_error"] = np.sqrt((sums**2).sum(axis=0)) / n
-    cells.loc[cells["att"].isna(), "std_error"] = np.nan
-    empty = cells.loc[cells["att"].isna()]
-    if len(empty):
-        warnings.append(
-            f"{len(empty)} group-time cells have no joining or no comparison schools observed in both years and are "
-            f"left out (e.g. cohort {empty['cohort'].iloc[0]:.0f}, year {empty['year'].iloc[0]})."
-        )
-    cohort_share = {float(g): float(np.mean(cohort == g)) for g in cohorts}
-    cells = cells[["cohort", "year", "base_year", "event_time", "post", "att", "std_error", "n_treated", "n_control"]]
-    fully_observed = bool(observed.all())
-    cell_terms = np.vstack(terms) if estimator is None and fully_observed and terms else None
-    return GroupTimeResult(
-        cells=cells,
-        influence=influence,
-        arrays=arrays,
-        cohort_share=cohort_share,
-        options={
-            "control_group": control_group,
-            "anticipation": int(anticipation),
-            "covariates": list(covariates),
-            "est_method": est_method if covariates else "unconditional",
-            "base_period": base_period,
-            "unbalanced": unbalanced,
-            "cluster": arrays.cluster_note,
-            "n_clusters": arrays.n_clusters,
-        },
-        sample=sample,
-        warnings=warnings,
-        cell_terms=cell_terms,
-    )
+        std_error = np.sqrt((sums**2).sum(axis=0)) / n
+    return influence, *(np.concatenate(parts or [[]]) for parts in (atts, n1s, n0s)), std_error
 
 
 def _drop_unusable_cohorts(

@@ -175,17 +175,63 @@ def test_structured_bootstrap_equals_generic(mpdta, control_group, cluster, base
     from evaltool.estimators.did.bootstrap import _BlockPlan
 
     result = att_gt(mpdta, "lemp", control_group=control_group, cluster=cluster, base_period=base_period, anticipation=1)
-    assert result.cell_terms is not None
+    assert result.blocks is not None
     v = np.random.default_rng(0).normal(size=(7, result.arrays.n_clusters))
     generic = v @ cluster_sum(result.basis, result.arrays.clusters, result.arrays.n_clusters) / result.n_units
     plan = _BlockPlan(result)
-    # With schools as clusters the plan reads the weights in cohort order (i.i.d. weights need no gather).
-    given = v[:, plan.unit_clusters] if plan.schools_are_clusters else v
+    # With schools as clusters the plan reads the weights in cohort-block order (i.i.d. weights need no gather).
+    given = v[:, plan.position_clusters] if plan.position_clusters is not None else v
     np.testing.assert_allclose(plan.draws(given), generic, atol=1e-14)
 
 
+def _dense_engine(result):
+    """The same cells through the schools × cells engine (the covariate / missing-years path, no covariates)."""
+    from evaltool.estimators.did.staggered import _dense_cells
+
+    arrays = result.arrays
+    period = {int(p): j for j, p in enumerate(arrays.periods)}
+    specs = []
+    for g, cells in result.cells.groupby("cohort", sort=False):
+        years, bases = cells["year"].to_numpy(), cells["base_year"].to_numpy()
+        specs.append((g, years, bases, np.array([period[t] for t in years]), np.array([period[b] for b in bases])))
+    options = result.options
+    return _dense_cells(arrays, ~np.isnan(arrays.y), specs, None, options["control_group"], options["anticipation"])
+
+
+@pytest.mark.parametrize("control_group", ["never_joined", "not_yet_joined"])
+@pytest.mark.parametrize("cluster", ["school", "state"])
+@pytest.mark.parametrize(("base_period", "anticipation"), [("varying", 0), ("universal", 1)])
+def test_block_form_equals_the_dense_engine(mpdta, control_group, cluster, base_period, anticipation):
+    import dataclasses
+
+    from evaltool.diagnostics.pretrends import staggered_pretrend_test
+
+    result = att_gt(mpdta, "lemp", control_group=control_group, cluster=cluster, base_period=base_period,
+                    anticipation=anticipation)
+    assert result.blocks is not None and result.dense_influence is None
+    influence, att, n1, n0, std_error = _dense_engine(result)
+    np.testing.assert_allclose(result.cells["att"], att, rtol=0, atol=1e-13)
+    np.testing.assert_array_equal(result.cells["n_treated"], n1)
+    np.testing.assert_array_equal(result.cells["n_control"], n0)
+    np.testing.assert_allclose(result.influence, influence, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(result.cells["std_error"], np.where(np.isnan(att), np.nan, std_error), rtol=1e-10)
+    # The covariance of the whole basis, from block Gram matrices or cluster sums, is the plain formula's.
+    sums = cluster_sum(result.basis, result.arrays.clusters, result.arrays.n_clusters)
+    np.testing.assert_allclose(result.basis_cov, sums.T @ sums / result.n_units**2, rtol=1e-9, atol=1e-15)
+    # So are the pre-trend tests (their per-cohort covariances and degrees of freedom included).
+    dense = dataclasses.replace(result, blocks=None, dense_influence=influence)
+    for reference in ("chi2", "f"):
+        fast, plain = staggered_pretrend_test(result, reference=reference), staggered_pretrend_test(dense, reference=reference)
+        assert fast.keys() == plain.keys()
+        for key, value in plain.items():
+            if isinstance(value, float):
+                assert fast[key] == pytest.approx(value, rel=1e-9), key
+            else:
+                assert fast[key] == value, key
+
+
 def test_structured_path_only_when_fully_observed(mpdta):
-    assert att_gt(mpdta, "lemp", covariates=("lpop",)).cell_terms is None
+    assert att_gt(mpdta, "lemp", covariates=("lpop",)).blocks is None
     holes = mpdta.drop(index=[0, 7])
-    assert att_gt(holes, "lemp", unbalanced="available_pairs").cell_terms is None
-    assert att_gt(holes, "lemp").cell_terms is not None  # balanced by dropping the two schools
+    assert att_gt(holes, "lemp", unbalanced="available_pairs").blocks is None
+    assert att_gt(holes, "lemp").blocks is not None  # balanced by dropping the two schools
