@@ -90,7 +90,7 @@ class CohortBlocks:
 def unconditional_blocks(
     y: np.ndarray,
     cohort: np.ndarray,
-    cells: list[tuple[float, int, int, np.ndarray]],
+    cells: CellPlan,
     cohorts: np.ndarray,
     shares: np.ndarray,
 ) -> tuple[CohortBlocks, np.ndarray, np.ndarray, np.ndarray]:
@@ -103,8 +103,7 @@ def unconditional_blocks(
     cohort
         Cohort of each school (``inf`` = never joined).
     cells
-        Per cell: ``(g, year column, base column, comparison blocks)`` with the comparison blocks a boolean
-        vector over the sorted unique cohorts of ``cohort``.
+        The cells: cohort, year and base-year columns, and comparison blocks.
     cohorts, shares
         Cohorts with a share column in the basis and their shares of all schools.
 
@@ -128,35 +127,60 @@ def unconditional_blocks(
     block_cohorts, code = np.unique(cohort, return_inverse=True)
     order = np.argsort(code, kind="stable")
     bounds = np.searchsorted(code[order], np.arange(len(block_cohorts) + 1))
-    rows = tuple(order[bounds[b] : bounds[b + 1]] for b in range(len(block_cohorts)))
-    size = np.diff(bounds).astype(float)
-    means = np.stack([y[r].mean(axis=0) for r in rows])  # blocks × years
-    design = tuple(np.column_stack([np.diff(y[r] - means[b], axis=1), np.ones(len(r))]) for b, r in enumerate(rows))
+    size = np.diff(bounds)
+    ordered = y[order]
+    means = np.add.reduceat(ordered, bounds[:-1], axis=0) / size[:, None]  # blocks × years
+    # [ΔỸ, 1] for every school in block order, once; each block's design is a slice (a view) of it.
+    design = np.ones((n, n_years))
+    np.subtract(ordered[:, 1:], ordered[:, :-1], out=design[:, :-1])
+    design[:, :-1] -= np.repeat(np.diff(means, axis=1), size, axis=0)
 
-    n_cells = len(cells)
-    coef = np.zeros((len(block_cohorts), n_years + 1, n_cells + len(cohorts)))
-    att = np.full(n_cells, np.nan)
-    n1 = np.zeros(n_cells, dtype=int)
-    n0 = np.zeros(n_cells, dtype=int)
-    for k, (g, jt, jb, control) in enumerate(cells):  # one small vector step per cell (cells, not schools)
-        b1 = int(np.searchsorted(block_cohorts, g))
-        n1[k], n0[k] = int(size[b1]), int(size[control].sum())
-        if jt == jb:
-            att[k] = 0.0
-            continue
-        if n1[k] == 0 or n0[k] == 0:
-            continue
-        change = means[:, jt] - means[:, jb]  # per block
-        m1 = change[b1]
-        m0 = float(size[control] @ change[control]) / n0[k]
-        att[k] = m1 - m0
-        coef[b1, jt, k], coef[b1, jb, k] = n / n1[k], -n / n1[k]
-        coef[control, jt, k], coef[control, jb, k] = -n / n0[k], n / n0[k]
-        coef[control, n_years, k] = -(n / n0[k]) * (change[control] - m0)
+    k = np.arange(len(cells.jt))
+    treated = np.searchsorted(block_cohorts, cells.cohort)
+    n1 = size[treated]
+    n0 = cells.control.astype(np.int64) @ size
+    change = means[:, cells.jt] - means[:, cells.jb]  # blocks × cells
+    m1 = change[treated, k]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m0 = (cells.control * change.T) @ size / n0
+    same = cells.jt == cells.jb
+    ok = ~same & (n1 > 0) & (n0 > 0)
+    att = np.where(same, 0.0, np.where(ok, m1 - m0, np.nan))
+
+    coef = np.zeros((len(block_cohorts), n_years + 1, len(k) + len(cohorts)))
+    kt = k[ok]
+    coef[treated[kt], cells.jt[kt], kt] = n / n1[kt]
+    coef[treated[kt], cells.jb[kt], kt] = -n / n1[kt]
+    kc, bc = np.nonzero(cells.control & ok[:, None])  # (cell, comparison block) pairs
+    coef[bc, cells.jt[kc], kc] = -n / n0[kc]
+    coef[bc, cells.jb[kc], kc] = n / n0[kc]
+    coef[bc, n_years, kc] = -(n / n0[kc]) * (change[bc, kc] - m0[kc])
     # Cohort-share columns: 1{G_i = g} − p_g, constant within a block.
-    coef[:, n_years, n_cells:] = (block_cohorts[:, None] == cohorts[None, :]) - shares[None, :]
-    blocks = CohortBlocks(cohorts=block_cohorts, rows=rows, design=design, coef=levels_to_changes(coef), n_units=n)
+    coef[:, n_years, len(k) :] = (block_cohorts[:, None] == cohorts[None, :]) - shares[None, :]
+    rows = tuple(order[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:], strict=True))
+    designs = tuple(design[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:], strict=True))
+    blocks = CohortBlocks(cohorts=block_cohorts, rows=rows, design=designs, coef=levels_to_changes(coef), n_units=n)
     return blocks, att, n1, n0
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """The group-time cells to estimate, one entry per cell.
+
+    Attributes
+    ----------
+    cohort
+        Joining cohort ``g``.
+    jt, jb
+        Column (year index) of the cell's year and of its base year.
+    control
+        Comparison blocks of each cell, shape ``(cells, blocks)`` over the sorted unique cohorts.
+    """
+
+    cohort: np.ndarray
+    jt: np.ndarray
+    jb: np.ndarray
+    control: np.ndarray
 
 
 def levels_to_changes(coef: np.ndarray) -> np.ndarray:

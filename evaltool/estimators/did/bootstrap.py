@@ -8,15 +8,15 @@ interquartile range of the draws over that of the standard normal; the
 simultaneous critical value is the ``1 − α`` quantile of ``max_k |θ*_k − θ̂_k| / se_k``.
 
 Draws are generated in chunks so memory stays bounded (chunk × clusters
-values at a time) and the whole bootstrap is matrix products.  The draws come
-from two independent child streams of the analysis's generator, each filling
-a fixed half of the draws, so the two halves run on two cores at once while
-the result depends only on the seed (not on the number of threads).
+values at a time) and the whole bootstrap is matrix products; a helper thread
+generates the next chunks' weights while the current chunk is multiplied
+(:func:`pipelined_draws`), with the same draws as one thread.
 """
 
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,13 +25,12 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
+from evaltool.estimators.did._multiplier import high_sums
 from evaltool.estimators.did.staggered import GroupTimeResult, cluster_sum
 
 Weights = Literal["mammen", "rademacher"]
 _SQRT5 = np.sqrt(5.0)
 _IQR_NORMAL = float(stats.norm.ppf(0.75) - stats.norm.ppf(0.25))
-#: Independent random streams the draws are split between (fixed, so results do not depend on the machine).
-STREAMS = 2
 #: Resolution of the two-point weights' probability: 16 random bits per weight.
 _LEVELS = 2**16
 
@@ -106,6 +105,7 @@ def multiplier_weights(rng: np.random.Generator, shape: tuple[int, ...], kind: W
     return np.where(_low_draws(rng, shape, kind), value_low, value_high)
 
 
+
 def _low_draws(rng: np.random.Generator, shape: tuple[int, ...], kind: Weights) -> np.ndarray:
     """Whether each weight takes the low value: 16-bit pieces of the generator's raw 64-bit outputs below ``k``."""
     size = int(np.prod(shape))
@@ -113,45 +113,36 @@ def _low_draws(rng: np.random.Generator, shape: tuple[int, ...], kind: Weights) 
     return (bits < np.uint16(two_point(kind)[0])).reshape(shape)
 
 
-def multiplier_indicators(
-    rng: np.random.Generator, shape: tuple[int, ...], kind: Weights = "mammen", dtype: type = np.float64
-) -> tuple[np.ndarray, float, float]:
-    """The weights of :func:`multiplier_weights` as ``high + (low − high)·L`` with ``L`` a 0/1 matrix.
-
-    Returns ``(L, low, high)``.  A product ``V·A`` is then ``high·1'A + (low − high)·L·A``: one pass over the
-    draws instead of three (the bootstrap is bound by memory traffic over the draws × clusters matrix).
-    ``L`` compares 16-bit pieces of the generator's raw 64-bit outputs with ``k`` (:func:`two_point`): a
-    quarter of the random bits, and none of the float conversions, of drawing uniforms.
-    """
-    _, value_low, value_high = two_point(kind)
-    return _low_draws(rng, shape, kind).astype(dtype), value_low, value_high
-
-
-def split_draws(
-    n_draws: int, n_columns: int, rng: np.random.Generator, chunk: int,
-    fill: Callable[[np.random.Generator, int], np.ndarray],
+def pipelined_draws(
+    n_draws: int,
+    n_columns: int,
+    rng: np.random.Generator,
+    chunk: int,
+    generate: Callable[[np.random.Generator, int], tuple],
+    combine: Callable[..., np.ndarray],
 ) -> np.ndarray:
-    """Draws ``(n_draws, n_columns)`` from :data:`STREAMS` child streams of ``rng``, each a fixed share of rows.
+    """Draws ``(n_draws, n_columns)`` in chunks: ``combine(*generate(rng, m))`` gives ``m`` draws.
 
-    ``fill(stream, m)`` returns ``m`` draws from ``stream``.  The streams run in parallel threads when the
-    machine has the cores (numpy's generators and BLAS release the GIL); the result is the same either way.
+    With two or more cores a helper thread generates the next chunks' weights (random bits and elementwise
+    numpy, which release the GIL) while this thread multiplies the current chunk (BLAS on one thread:
+    OpenBLAS calls from two threads at once serialise).  Chunks are generated in order from ``rng`` by the
+    one helper, so the draws are the same with or without it.
     """
+    sizes = [min(chunk, n_draws - start) for start in range(0, n_draws, chunk)]
+    starts = np.cumsum([0, *sizes])
     draws = np.empty((n_draws, n_columns))
-    entropy = rng.integers(2**63, size=2, dtype=np.uint64)
-    streams = [np.random.default_rng(seed) for seed in np.random.SeedSequence(entropy).spawn(STREAMS)]
-    bounds = np.linspace(0, n_draws, STREAMS + 1).astype(int)
-
-    def run(j: int) -> None:
-        for start in range(bounds[j], bounds[j + 1], chunk):
-            stop = min(start + chunk, bounds[j + 1])
-            draws[start:stop] = fill(streams[j], stop - start)
-
-    if min(STREAMS, os.cpu_count() or 1) > 1 and n_draws >= 2 * chunk:
-        with ThreadPoolExecutor(max_workers=STREAMS) as pool:
-            list(pool.map(run, range(STREAMS)))  # list(): re-raises a worker's exception here
-    else:
-        for j in range(STREAMS):
-            run(j)
+    if (os.cpu_count() or 1) < 2 or len(sizes) < 2:
+        for j, m in enumerate(sizes):
+            draws[starts[j] : starts[j + 1]] = combine(*generate(rng, m))
+        return draws
+    lookahead = 2
+    with ThreadPoolExecutor(max_workers=1) as helper:
+        pending = deque(helper.submit(generate, rng, m) for m in sizes[:lookahead])
+        for j in range(len(sizes)):
+            weights = pending.popleft().result()  # re-raises the helper's exception, if any
+            if j + lookahead < len(sizes):
+                pending.append(helper.submit(generate, rng, sizes[j + lookahead]))
+            draws[starts[j] : starts[j + 1]] = combine(*weights)
     return draws
 
 
@@ -234,14 +225,16 @@ def multiplier_bootstrap(
     sums = cluster_sum(influence, clusters, n_clusters) / n
     blocks = _sparsity_blocks(sums)
 
-    def fill(stream: np.random.Generator, m: int) -> np.ndarray:
-        v = multiplier_weights(stream, (m, n_clusters), weights)
-        out = np.zeros((m, sums.shape[1]))
+    def generate(stream: np.random.Generator, m: int) -> tuple[np.ndarray]:
+        return (multiplier_weights(stream, (m, n_clusters), weights),)
+
+    def combine(v: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(v), sums.shape[1]))
         for rows, cols, block in blocks:
             out[:, cols] += v[:, rows] @ block
         return out
 
-    draws = split_draws(n_draws, sums.shape[1], rng, chunk, fill)
+    draws = pipelined_draws(n_draws, sums.shape[1], rng, chunk, generate, combine)
     se = iqr_se(draws)
     return BootstrapResult(
         std_error=se,
@@ -260,14 +253,15 @@ def group_time_bootstrap(
     rng: np.random.Generator,
     weights: Weights = "mammen",
     alpha: float = 0.05,
-    chunk: int = 32,  # draws per pass: a smaller indicator matrix stays closer to cache
+    chunk: int = 64,  # draws per pass of the general path
 ) -> BootstrapResult:
     """Multiplier bootstrap of ``result.basis`` (every ATT(g, t) and the cohort-share terms).
 
     Uses :func:`multiplier_bootstrap` in general.  When the influence functions are in cohort-block form
     (``result.blocks``: unconditional estimator, fully observed schools) a draw needs only
-    ``Σ_i v_i [Ỹ_i, 1]`` per block (draws × years) instead of draws × cells: the same statistic with
-    several times less arithmetic (:class:`_BlockPlan`).
+    ``Σ_i v_i [ΔỸ_i, 1]`` per block (years wide instead of cells wide), computed by the compiled loop of
+    :mod:`._multiplier` without ever storing the weights; the weights there come from a counter-based
+    generator keyed by one draw from ``rng``.
     """
     arrays = result.arrays
     if result.blocks is None:
@@ -275,11 +269,13 @@ def group_time_bootstrap(
             result.basis, arrays.clusters, arrays.n_clusters, n_draws=n_draws, rng=rng, weights=weights, alpha=alpha, chunk=chunk
         )
     plan = _BlockPlan(result)
-
-    def fill(stream: np.random.Generator, m: int) -> np.ndarray:
-        return plan.draws_two_point(*multiplier_indicators(stream, (m, arrays.n_clusters), weights, dtype=np.float32))
-
-    draws = split_draws(n_draws, plan.coef.shape[1], rng, chunk, fill)
+    k, value_low, value_high = two_point(weights)
+    key = int(rng.integers(2**64, dtype=np.uint64))
+    sums = high_sums(
+        plan.z, plan.ids, plan.block_of_group, plan.n_blocks, key=key, k=k, n_draws=n_draws,
+        threads=min(2, os.cpu_count() or 1),
+    )
+    draws = plan.draws_from_high_sums(sums, value_low, value_high)
     se = iqr_se(draws)
     return BootstrapResult(
         std_error=se,
@@ -292,45 +288,62 @@ def group_time_bootstrap(
 
 
 class _BlockPlan:
-    """Per-block sums for the bootstrap of influence functions in cohort-block form (see :mod:`.blocks`).
+    """The rows of the cohort-block bootstrap (see :mod:`.blocks` and :mod:`._multiplier`).
 
     Attributes
     ----------
+    z
+        Rows ``[ΔỸ, 1]`` of every block (schools', or their sums within each cluster), each block padded with
+        zero rows to a multiple of four.
+    ids
+        Weight identity of each row: its cluster, or, when schools are the clusters, its position (i.i.d.
+        weights, so any one-to-one assignment of weights to schools is the same bootstrap).
+    block_of_group
+        Block of each group of four rows.
     position_clusters
-        When schools are the clusters, the cluster (school) whose weight sits in each column of a weights
-        matrix: i.i.d. weights need no gather, so block ``b``'s schools simply take consecutive columns.
-        ``None`` otherwise (columns are clusters).
+        When schools are the clusters, the school (row of the panel arrays) at each position, ``-1`` for
+        padding; ``None`` otherwise.
+    n_ids
+        Number of distinct weights per draw (columns of a weights matrix for :meth:`draws`).
     """
 
     def __init__(self, result: GroupTimeResult) -> None:
         blocks = result.blocks
         assert blocks is not None
-        if result.schools_are_clusters:
-            bounds = np.cumsum([0, *(len(rows) for rows in blocks.rows)])
-            parts = [(slice(int(bounds[b]), int(bounds[b + 1])), d) for b, d in enumerate(blocks.design)]
-            self.position_clusters: np.ndarray | None = np.concatenate(blocks.rows)
-        else:
-            parts = blocks.cluster_parts(result.arrays.clusters)
-            self.position_clusters = None
-        self.columns = [columns for columns, _ in parts]
-        self.sums = [sums for _, sums in parts]
-        # The weights' products in single precision: the block sums are centred changes (ΔỸ) or counts, so
-        # rounding moves a draw by a few 10⁻⁶ of its size (2.6·10⁻⁶ at most on the benchmark panel), far below
-        # the bootstrap's own Monte Carlo error (about 2% of an SE at 999 draws), at half the memory traffic
-        # and twice the speed of double precision.
-        self.sums32 = [sums.astype(np.float32) for sums in self.sums]
-        self.totals = np.concatenate([sums.sum(axis=0) for sums in self.sums])
+        width = blocks.coef.shape[1]
+        schools = result.schools_are_clusters
+        parts = [(None, d) for d in blocks.design] if schools else blocks.cluster_parts(result.arrays.clusters)
+        rows, ids, groups, positions = [], [], [], []
+        start = 0
+        for b, (members, sums) in enumerate(parts):
+            pad = (-len(sums)) % 4
+            rows += [sums, np.zeros((pad, width))]
+            size = len(sums) + pad
+            if members is None:
+                ids.append(np.arange(start, start + size))
+                positions += [blocks.rows[b], np.full(pad, -1)]
+            else:
+                ids.append(np.concatenate([members, np.zeros(pad, dtype=members.dtype)]))
+            groups.append(np.full(size // 4, b))
+            start += size
+        self.z = np.vstack(rows)
+        self.ids = np.concatenate(ids).astype(np.int64)
+        self.block_of_group = np.concatenate(groups).astype(np.int64)
+        self.n_blocks = len(parts)
+        self.block_rows = np.repeat(self.block_of_group, 4)
+        self.position_clusters = np.concatenate(positions).astype(np.int64) if schools else None
+        self.n_ids = start if schools else result.arrays.n_clusters
+        self.totals = np.stack([self.z[self.block_rows == b].sum(axis=0) for b in range(self.n_blocks)]).ravel()
         self.coef = blocks.coef.reshape(-1, blocks.n_columns) / result.n_units
 
-    def draws(self, v_clusters: np.ndarray) -> np.ndarray:
-        """Bootstrap draws (chunk × basis columns) for one chunk of multiplier weights (chunk × clusters)."""
-        return np.concatenate([v_clusters[:, c] @ s for c, s in zip(self.columns, self.sums, strict=True)], axis=1) @ self.coef
+    def draws(self, v: np.ndarray) -> np.ndarray:
+        """Bootstrap draws (draws × basis columns) for explicit weights ``v`` (draws × :attr:`n_ids`)."""
+        sums = np.stack([v[:, self.ids[self.block_rows == b]] @ self.z[self.block_rows == b] for b in range(self.n_blocks)], axis=1)
+        return sums.reshape(len(v), -1) @ self.coef
 
-    def draws_two_point(self, indicators: np.ndarray, value_low: float, value_high: float) -> np.ndarray:
-        """:meth:`draws` for the weights ``high + (low − high)·indicators`` (see :func:`multiplier_indicators`).
+    def draws_from_high_sums(self, high: np.ndarray, value_low: float, value_high: float) -> np.ndarray:
+        """:meth:`draws` for two-point weights, from the sums over the rows whose weight is high.
 
-        ``Σ_i v_i Z_i = high·Σ_i Z_i + (low − high)·Σ_i L_i Z_i`` per block, so the weights matrix is never formed.
+        ``Σ_i v_i Z_i = low·Σ_i Z_i + (high − low)·Σ_{i: high} Z_i`` per block.
         """
-        sums = self.sums32 if indicators.dtype == np.float32 else self.sums
-        products = np.concatenate([indicators[:, c] @ s for c, s in zip(self.columns, sums, strict=True)], axis=1, dtype=np.float64)
-        return (value_high * self.totals + (value_low - value_high) * products) @ self.coef
+        return (value_low * self.totals + (value_high - value_low) * high.reshape(len(high), -1)) @ self.coef

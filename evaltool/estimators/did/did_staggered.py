@@ -222,11 +222,15 @@ def _inference(gt: GroupTimeResult, aggs: dict[str, Aggregate], options: DidStag
         boot = group_time_bootstrap(
             gt, n_draws=options.bootstrap_draws, rng=rng, weights=options.bootstrap_weights, alpha=alpha
         )
+        # Every block's draws in one product and one pass of quantiles; bands are per block.
+        every = boot.transform(np.column_stack(list(coefs.values())), alpha)
+        start = 0
         for name, coef in coefs.items():
-            part = boot.transform(coef, alpha)
+            columns = np.arange(start, start + coef.shape[1])
+            start += coef.shape[1]
             k = coef.shape[1] - (name != "att_gt")
-            se, crit = part.band(slice(0, k), alpha)
-            blocks[name] = {"se": se, "crit": crit, "overall_se": float(part.std_error[-1])}
+            se, crit = every.band(columns[:k], alpha)
+            blocks[name] = {"se": se, "crit": crit, "overall_se": float(every.std_error[columns[-1]])}
         blocks["description"] = (
             f"multiplier bootstrap ({options.bootstrap_draws} {options.bootstrap_weights} draws, clustered by "
             f"{arrays.cluster_note}, {arrays.n_clusters} clusters)"

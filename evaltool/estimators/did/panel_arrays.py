@@ -112,7 +112,7 @@ def panel_arrays(
             f"The panel has no column(s) {missing}; map them under columns: in the config "
             f"(outcome/covariates under columns.outcomes/columns.covariates, clustering under columns.{cluster})."
         )
-    unit_code, units = _factorize_as_strings(frame["school"])
+    unit_code, units = _unit_codes(frame["school"])
     year_code, periods = _factorize_years(frame["year"].astype(np.int64).to_numpy())
     n, t = len(units), len(periods)
     flat = unit_code.astype(np.int64) * t + year_code
@@ -153,6 +153,26 @@ def panel_arrays(
         cluster_note=note,
         covariates=tuple(covariates),
     )
+
+
+def _unit_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_factorize_as_strings` of the school ids, by their runs when each school's rows are together.
+
+    The canonical panel is sorted by school and year, so comparing neighbours finds each school's block and
+    only one id per school is hashed (hashing every row's id is most of the cost for string ids).  If a
+    school's rows are not together (a repeated run), the ids are factorised directly.
+    """
+    ids = values.to_numpy()
+    if len(ids) < 2 or values.isna().any():
+        return _factorize_as_strings(values)
+    new_run = np.empty(len(ids), dtype=bool)
+    new_run[0] = True
+    np.not_equal(ids[1:], ids[:-1], out=new_run[1:])
+    starts = np.flatnonzero(new_run)
+    run_code, names = _factorize_as_strings(values.iloc[starts])
+    if len(names) != len(starts):
+        return _factorize_as_strings(values)
+    return np.repeat(run_code, np.diff(np.append(starts, len(ids)))), names
 
 
 def _factorize_as_strings(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:

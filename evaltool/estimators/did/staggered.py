@@ -18,7 +18,7 @@ import pandas as pd
 
 from evaltool.errors import EstimationError
 from evaltool.estimators.did import twoperiod
-from evaltool.estimators.did.blocks import CohortBlocks, unconditional_blocks
+from evaltool.estimators.did.blocks import CellPlan, CohortBlocks, unconditional_blocks
 from evaltool.estimators.did.panel_arrays import NEVER, PanelArrays, balance, panel_arrays
 from evaltool.results import SampleReport
 
@@ -390,12 +390,10 @@ def _block_cells(
 ) -> tuple[CohortBlocks, np.ndarray, np.ndarray, np.ndarray]:
     """Unconditional cells on a fully observed panel, influence in cohort-block form (see :mod:`.blocks`)."""
     block_cohorts = np.unique(arrays.cohort)
-    cells = [
-        (g, int(jt[k]), int(jb[k]), is_control(block_cohorts, g, years[k], bases[k], control_group, anticipation))
-        for g, years, bases, jt, jb in specs
-        for k in range(len(years))
-    ]
-    return unconditional_blocks(arrays.y, arrays.cohort, cells, cohorts, shares)
+    g, years, bases, jt, jb = (np.concatenate([np.broadcast_to(spec[i], spec[1].shape) for spec in specs]) for i in range(5))
+    control = is_control(block_cohorts[None, :], g[:, None], years[:, None], bases[:, None], control_group, anticipation)
+    plan = CellPlan(cohort=g, jt=jt.astype(int), jb=jb.astype(int), control=control)
+    return unconditional_blocks(arrays.y, arrays.cohort, plan, cohorts, shares)
 
 
 def _dense_cells(

@@ -179,8 +179,9 @@ def test_structured_bootstrap_equals_generic(mpdta, control_group, cluster, base
     v = np.random.default_rng(0).normal(size=(7, result.arrays.n_clusters))
     generic = v @ cluster_sum(result.basis, result.arrays.clusters, result.arrays.n_clusters) / result.n_units
     plan = _BlockPlan(result)
-    # With schools as clusters the plan reads the weights in cohort-block order (i.i.d. weights need no gather).
-    given = v[:, plan.position_clusters] if plan.position_clusters is not None else v
+    # With schools as clusters the plan's weights are by position (cohort-block order, padded): map them.
+    positions = plan.position_clusters
+    given = v if positions is None else np.where(positions >= 0, v[:, np.maximum(positions, 0)], 0.0)
     np.testing.assert_allclose(plan.draws(given), generic, atol=1e-14)
 
 
