@@ -121,6 +121,8 @@ def cluster_strata(result: GroupTimeResult) -> np.ndarray:
     """
     arrays = result.arrays
     cohort = np.where(np.isfinite(arrays.cohort), arrays.cohort, -1.0)
+    if result.schools_are_clusters:  # each cluster is one school: its stratum is its cohort
+        return cohort
     order = np.argsort(arrays.clusters, kind="stable")
     starts = np.searchsorted(arrays.clusters[order], np.arange(arrays.n_clusters))
     low = np.minimum.reduceat(cohort[order], starts)

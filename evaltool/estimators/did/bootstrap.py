@@ -63,18 +63,16 @@ class BootstrapResult:
         """Standard errors and sup-t critical value for a subset of parameters."""
         return self.std_error[columns], sup_t_crit(self.draws[:, columns], self.std_error[columns], alpha)
 
+    @classmethod
+    def from_draws(cls, draws: np.ndarray, *, weights: str, n_clusters: int, alpha: float = 0.05) -> BootstrapResult:
+        """Standard errors and the sup-t critical value of centred draws ``θ* − θ̂`` (draws × parameters)."""
+        se = iqr_se(draws)
+        return cls(std_error=se, crit=sup_t_crit(draws, se, alpha), draws=draws, n_draws=len(draws), weights=weights,
+                   n_clusters=n_clusters)
+
     def transform(self, coef: np.ndarray, alpha: float = 0.05) -> BootstrapResult:
         """The bootstrap of linear combinations ``coef`` (shape ``(k, m)``) of the parameters, same draws."""
-        draws = self.draws @ coef
-        se = iqr_se(draws)
-        return BootstrapResult(
-            std_error=se,
-            crit=sup_t_crit(draws, se, alpha),
-            draws=draws,
-            n_draws=self.n_draws,
-            weights=self.weights,
-            n_clusters=self.n_clusters,
-        )
+        return BootstrapResult.from_draws(self.draws @ coef, weights=self.weights, n_clusters=self.n_clusters, alpha=alpha)
 
 
 def iqr_se(draws: np.ndarray) -> np.ndarray:
@@ -235,15 +233,7 @@ def multiplier_bootstrap(
         return out
 
     draws = pipelined_draws(n_draws, sums.shape[1], rng, chunk, generate, combine)
-    se = iqr_se(draws)
-    return BootstrapResult(
-        std_error=se,
-        crit=sup_t_crit(draws, se, alpha),
-        draws=draws,
-        n_draws=n_draws,
-        weights=weights,
-        n_clusters=n_clusters,
-    )
+    return BootstrapResult.from_draws(draws, weights=weights, n_clusters=n_clusters, alpha=alpha)
 
 
 def group_time_bootstrap(
@@ -253,21 +243,37 @@ def group_time_bootstrap(
     rng: np.random.Generator,
     weights: Weights = "mammen",
     alpha: float = 0.05,
-    chunk: int = 64,  # draws per pass of the general path
+    chunk: int = 64,
 ) -> BootstrapResult:
     """Multiplier bootstrap of ``result.basis`` (every ATT(g, t) and the cohort-share terms).
 
-    Uses :func:`multiplier_bootstrap` in general.  When the influence functions are in cohort-block form
-    (``result.blocks``: unconditional estimator, fully observed schools) a draw needs only
-    ``Σ_i v_i [ΔỸ_i, 1]`` per block (years wide instead of cells wide), computed by the compiled loop of
-    :mod:`._multiplier` without ever storing the weights; the weights there come from a counter-based
-    generator keyed by one draw from ``rng``.
+    See :func:`group_time_draws`; this adds the standard errors and the sup-t critical value.
+    """
+    draws = group_time_draws(result, n_draws=n_draws, rng=rng, weights=weights, chunk=chunk)
+    return BootstrapResult.from_draws(draws, weights=weights, n_clusters=result.arrays.n_clusters, alpha=alpha)
+
+
+def group_time_draws(
+    result: GroupTimeResult,
+    *,
+    n_draws: int,
+    rng: np.random.Generator,
+    weights: Weights = "mammen",
+    chunk: int = 64,  # draws per pass of the general path
+) -> np.ndarray:
+    """Centred bootstrap draws of ``result.basis``, shape ``(n_draws, n_basis)``.
+
+    In general the draws come from :func:`multiplier_bootstrap`'s product of weights and cluster sums.  When
+    the influence functions are in cohort-block form (``result.blocks``: unconditional estimator, fully
+    observed schools) a draw needs only ``Σ_i v_i [ΔỸ_i, 1]`` per block (years wide instead of cells wide),
+    computed by the compiled loop of :mod:`._multiplier` without ever storing the weights; the weights there
+    come from a counter-based generator keyed by one draw from ``rng``.
     """
     arrays = result.arrays
     if result.blocks is None:
         return multiplier_bootstrap(
-            result.basis, arrays.clusters, arrays.n_clusters, n_draws=n_draws, rng=rng, weights=weights, alpha=alpha, chunk=chunk
-        )
+            result.basis, arrays.clusters, arrays.n_clusters, n_draws=n_draws, rng=rng, weights=weights, chunk=chunk
+        ).draws
     plan = _BlockPlan(result)
     k, value_low, value_high = two_point(weights)
     key = int(rng.integers(2**64, dtype=np.uint64))
@@ -275,16 +281,7 @@ def group_time_bootstrap(
         plan.z, plan.ids, plan.block_of_group, plan.n_blocks, key=key, k=k, n_draws=n_draws,
         threads=min(2, os.cpu_count() or 1),
     )
-    draws = plan.draws_from_high_sums(sums, value_low, value_high)
-    se = iqr_se(draws)
-    return BootstrapResult(
-        std_error=se,
-        crit=sup_t_crit(draws, se, alpha),
-        draws=draws,
-        n_draws=n_draws,
-        weights=weights,
-        n_clusters=arrays.n_clusters,
-    )
+    return plan.draws_from_high_sums(sums, value_low, value_high)
 
 
 class _BlockPlan:
@@ -330,15 +327,16 @@ class _BlockPlan:
         self.ids = np.concatenate(ids).astype(np.int64)
         self.block_of_group = np.concatenate(groups).astype(np.int64)
         self.n_blocks = len(parts)
-        self.block_rows = np.repeat(self.block_of_group, 4)
+        bounds = np.cumsum([0, *(4 * len(g) for g in groups)])
+        self.block_slices = [slice(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
         self.position_clusters = np.concatenate(positions).astype(np.int64) if schools else None
         self.n_ids = start if schools else result.arrays.n_clusters
-        self.totals = np.stack([self.z[self.block_rows == b].sum(axis=0) for b in range(self.n_blocks)]).ravel()
+        self.totals = np.concatenate([sums.sum(axis=0) for _, sums in parts])
         self.coef = blocks.coef.reshape(-1, blocks.n_columns) / result.n_units
 
     def draws(self, v: np.ndarray) -> np.ndarray:
         """Bootstrap draws (draws × basis columns) for explicit weights ``v`` (draws × :attr:`n_ids`)."""
-        sums = np.stack([v[:, self.ids[self.block_rows == b]] @ self.z[self.block_rows == b] for b in range(self.n_blocks)], axis=1)
+        sums = np.stack([v[:, self.ids[rows]] @ self.z[rows] for rows in self.block_slices], axis=1)
         return sums.reshape(len(v), -1) @ self.coef
 
     def draws_from_high_sums(self, high: np.ndarray, value_low: float, value_high: float) -> np.ndarray:

@@ -22,7 +22,7 @@ from evaltool.diagnostics.pretrends import placebo_test, staggered_pretrend_test
 from evaltool.errors import EstimationError
 from evaltool.estimators.common import design_problems, result_for
 from evaltool.estimators.did.aggregate import Aggregate, aggregate
-from evaltool.estimators.did.bootstrap import group_time_bootstrap
+from evaltool.estimators.did.bootstrap import BootstrapResult, group_time_draws
 from evaltool.estimators.did.staggered import GroupTimeResult, att_gt
 from evaltool.estimators.registry import Method, register
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
@@ -139,11 +139,8 @@ def _fit(
     blocks = _inference(gt, aggs, options, rng, alpha)
 
     estimates = _estimates(gt, aggs, blocks, options)
-    cells = gt.cells.assign(
-        std_error=blocks["att_gt"]["se"], ci_lower_uniform=np.nan, ci_upper_uniform=np.nan, critical_value=np.nan
-    )
-    cells = _add_bands(cells, blocks["att_gt"])
-    tables = {kind: _add_bands(agg.table.copy(), blocks[kind]) for kind, agg in aggs.items() if len(agg.table)}
+    cells = _add_bands(gt.cells, blocks["att_gt"])
+    tables = {kind: _add_bands(agg.table, blocks[kind]) for kind, agg in aggs.items() if len(agg.table)}
     arrays = gt.arrays
     counts = pd.Series(arrays.cohort).replace(np.inf, np.nan).value_counts(dropna=False)
     diagnostics = {
@@ -219,11 +216,12 @@ def _inference(gt: GroupTimeResult, aggs: dict[str, Aggregate], options: DidStag
     blocks: dict = {}
     arrays = gt.arrays
     if options.bootstrap_draws > 0:
-        boot = group_time_bootstrap(
-            gt, n_draws=options.bootstrap_draws, rng=rng, weights=options.bootstrap_weights, alpha=alpha
-        )
+        draws = group_time_draws(gt, n_draws=options.bootstrap_draws, rng=rng, weights=options.bootstrap_weights)
         # Every block's draws in one product and one pass of quantiles; bands are per block.
-        every = boot.transform(np.column_stack(list(coefs.values())), alpha)
+        every = BootstrapResult.from_draws(
+            draws @ np.column_stack(list(coefs.values())), weights=options.bootstrap_weights,
+            n_clusters=arrays.n_clusters, alpha=alpha,
+        )
         start = 0
         for name, coef in coefs.items():
             columns = np.arange(start, start + coef.shape[1])
@@ -249,12 +247,14 @@ def _inference(gt: GroupTimeResult, aggs: dict[str, Aggregate], options: DidStag
 
 
 def _add_bands(table: pd.DataFrame, block: dict) -> pd.DataFrame:
-    table["std_error"] = block["se"]
+    """A copy of ``table`` with the block's standard errors, critical value and uniform band (one frame built)."""
+    se = np.asarray(block["se"], dtype=float)
     crit = block["crit"]
-    table["critical_value"] = crit
-    table["ci_lower_uniform"] = table["att"] - crit * table["std_error"]
-    table["ci_upper_uniform"] = table["att"] + crit * table["std_error"]
-    return table
+    att = table["att"].to_numpy()
+    columns = {name: se if name == "std_error" else table[name].to_numpy() for name in table.columns}
+    columns.update(std_error=se, critical_value=np.full(len(table), crit), ci_lower_uniform=att - crit * se,
+                   ci_upper_uniform=att + crit * se)  # std_error keeps its place; the band columns follow
+    return pd.DataFrame(columns, index=table.index)
 
 
 def _estimates(

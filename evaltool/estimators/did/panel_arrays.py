@@ -112,32 +112,49 @@ def panel_arrays(
             f"The panel has no column(s) {missing}; map them under columns: in the config "
             f"(outcome/covariates under columns.outcomes/columns.covariates, clustering under columns.{cluster})."
         )
-    unit_code, units = _unit_codes(frame["school"])
-    year_code, periods = _factorize_years(frame["year"].astype(np.int64).to_numpy())
-    n, t = len(units), len(periods)
-    flat = unit_code.astype(np.int64) * t + year_code
-    if np.bincount(flat, minlength=n * t).max(initial=0) > 1:
-        raise DataError("The panel has more than one row for some school and year; each school-year must appear once.")
+    years = frame["year"].astype(np.int64).to_numpy()
+    join = pd.to_numeric(frame["join_year"], errors="coerce").to_numpy(dtype=float)
+    layout = _sorted_layout(frame["school"], years)
+    if layout is not None:  # each school's rows together (row i of school rank[i]), the same years in order
+        rank, units, periods = layout
+        n, t = len(units), len(periods)
+        in_order = bool((rank == np.arange(n)).all())
+        flat = None if in_order else (np.repeat(rank * t, t) + np.tile(np.arange(t), n))
+        unit_code = None
+        first_join, consistent = _first_per_run(join, n, t)
+        cohort = first_join if in_order else np.empty(n)
+        if not in_order:
+            cohort[rank] = first_join
+        bad_schools = units[rank[~consistent]] if not consistent.all() else None
+    else:
+        unit_code, units = _unit_codes(frame["school"])
+        year_code, periods = _factorize_years(years)
+        n, t = len(units), len(periods)
+        flat = unit_code.astype(np.int64) * t + year_code
+        if np.bincount(flat, minlength=n * t).max(initial=0) > 1:
+            raise DataError("The panel has more than one row for some school and year; each school-year must appear once.")
+        cohort = np.full(n, np.nan)
+        cohort[unit_code] = join  # any row; checked for consistency just below
+        agree = (join == cohort[unit_code]) | (np.isnan(join) & np.isnan(cohort[unit_code]))
+        bad_schools = units[np.unique(unit_code[~agree])] if not agree.all() else None
+    if bad_schools is not None:
+        raise DataError(
+            "join_year differs between rows of the same school (e.g. "
+            f"{', '.join(map(str, bad_schools[:3]))}); it must be constant."
+        )
+    cohort = np.where(np.isnan(cohort) | (cohort <= 0), NEVER, cohort)
 
-    y = np.full(n * t, np.nan)
-    y[flat] = pd.to_numeric(frame[outcome], errors="coerce").to_numpy(dtype=float)
+    y = _to_cells(pd.to_numeric(frame[outcome], errors="coerce").to_numpy(dtype=float), flat, n * t)
     x = np.full((n * t, len(covariates)), np.nan)
     if covariates:
-        x[flat] = frame[list(covariates)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-
-    join = pd.to_numeric(frame["join_year"], errors="coerce").to_numpy(dtype=float)
-    cohort = np.full(n, np.nan)
-    cohort[unit_code] = join  # any row; checked for consistency just below
-    consistent = (join == cohort[unit_code]) | (np.isnan(join) & np.isnan(cohort[unit_code]))
-    if not consistent.all():
-        bad = units[np.unique(unit_code[~consistent])[:3]]
-        raise DataError(f"join_year differs between rows of the same school (e.g. {list(bad)}); it must be constant.")
-    cohort = np.where(np.isnan(cohort) | (cohort <= 0), NEVER, cohort)
+        x = _to_cells(frame[list(covariates)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float), flat, n * t)
 
     if cluster == "school":
         codes, n_clusters, note = np.arange(n), n, "school"
     else:
         schools = pd.Series(np.asarray(units), name="school")
+        if unit_code is None:
+            unit_code = np.repeat(layout[0], t)
         first = frame.assign(_u=unit_code).sort_values(["_u", "year"]).groupby("_u")[cluster].first()
         school_rows = pd.DataFrame({cluster: first.to_numpy()}, index=schools)
         codes_s, n_clusters, note = cluster_ids(schools, school_rows, cluster)
@@ -155,24 +172,83 @@ def panel_arrays(
     )
 
 
-def _unit_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_factorize_as_strings` of the school ids, by their runs when each school's rows are together.
+def _to_cells(values: np.ndarray, flat: np.ndarray | None, size: int) -> np.ndarray:
+    """Rows → school × year cells (``flat``: cell of each row; ``None``: rows already in cell order)."""
+    if flat is None:
+        return values.copy()
+    out = np.full((size, *values.shape[1:]), np.nan)
+    out[flat] = values
+    return out
 
-    The canonical panel is sorted by school and year, so comparing neighbours finds each school's block and
-    only one id per school is hashed (hashing every row's id is most of the cost for string ids).  If a
-    school's rows are not together (a repeated run), the ids are factorised directly.
+
+def _first_per_run(values: np.ndarray, n: int, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """First value of each run of ``t`` rows, and whether the run's values all equal it (NaN equal to NaN)."""
+    grid = values.reshape(n, t)
+    first = grid[:, 0].copy()
+    same = (grid == first[:, None]) | (np.isnan(grid) & np.isnan(first)[:, None])
+    return first, same.all(axis=1)
+
+
+def _sorted_layout(school: pd.Series, years: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(rank, schools, years)`` when the frame is a school-sorted balanced panel, else ``None``.
+
+    ``rank[i]`` is the position among the sorted ``schools`` of the ``i``-th run of rows.
+
+    The canonical panel is sorted by school and year, and usually every school has every year: then the rows
+    are ``n`` runs of the same ``t`` increasing years, checked with two vector comparisons, and only one id
+    per school is factorised (hashing every row's id is most of the cost of the general route).
+    """
+    ids = school.to_numpy()
+    if len(ids) == 0 or (school.dtype.kind not in "iu" and school.hasnans):
+        return None
+    t = int(np.argmax(ids != ids[0])) or len(ids)  # rows of the first school
+    if len(ids) % t:
+        return None
+    n = len(ids) // t
+    grid = years.reshape(n, t)
+    if not ((grid == grid[0]).all() and (np.diff(grid[0]) > 0).all()):
+        return None
+    runs = ids.reshape(n, t)
+    if not (runs == runs[:, :1]).all():
+        return None
+    code, units = _factorize_sorted(school.iloc[::t])
+    if len(units) != n:  # a school in two runs
+        return None
+    return code, units, grid[0].copy()
+
+
+def _unit_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_factorize_sorted` of the school ids, by their runs when each school's rows are together.
+
+    Comparing neighbours finds each school's block and only one id per school is hashed.  If a school's rows
+    are not together (a repeated run), the ids are factorised directly.
     """
     ids = values.to_numpy()
     if len(ids) < 2 or values.isna().any():
-        return _factorize_as_strings(values)
+        return _factorize_sorted(values)
     new_run = np.empty(len(ids), dtype=bool)
     new_run[0] = True
     np.not_equal(ids[1:], ids[:-1], out=new_run[1:])
     starts = np.flatnonzero(new_run)
-    run_code, names = _factorize_as_strings(values.iloc[starts])
+    run_code, names = _factorize_sorted(values.iloc[starts])
     if len(names) != len(starts):
-        return _factorize_as_strings(values)
+        return _factorize_sorted(values)
     return np.repeat(run_code, np.diff(np.append(starts, len(ids)))), names
+
+
+def _factorize_sorted(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes and sorted unique ids: integer ids in numeric order, any others as strings.
+
+    String order is :func:`_factorize_as_strings`'s; integer ids (library use; the pipeline's ids are strings)
+    keep their numeric order, which needs no conversion and is already sorted in a sorted panel.
+    """
+    if values.dtype.kind in "iu":
+        raw = values.to_numpy()
+        if len(raw) < 2 or (raw[1:] > raw[:-1]).all():  # sorted and distinct: the codes are the positions
+            return np.arange(len(raw)), raw.copy()
+        codes, uniques = pd.factorize(raw, sort=True)
+        return codes, np.asarray(uniques)
+    return _factorize_as_strings(values)
 
 
 def _factorize_as_strings(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:

@@ -134,3 +134,40 @@ def test_block_bootstrap_se_agrees_with_analytic():
     ok = analytic > 0
     # E v = 0, E v² = 1: the draws' spread is the analytic SE, up to Monte Carlo error (0.5% at 20,000 draws).
     np.testing.assert_allclose(boot.draws[:, : len(analytic)].std(axis=0)[ok], analytic[ok], rtol=0.03)
+
+
+def _mpdta_frame() -> pd.DataFrame:
+    frame = pd.read_csv(REFERENCE / "mpdta.csv").rename(columns={"countyreal": "school", "first.treat": "join_year"})
+    frame["join_year"] = frame["join_year"].replace(0, np.nan)
+    return frame
+
+
+@pytest.mark.parametrize("ids", ["int", "str", "str_unsorted"])
+def test_sorted_panel_layout_equals_the_general_route(ids):
+    from evaltool.estimators.did import panel_arrays as pa
+
+    frame = _mpdta_frame()
+    if ids != "int":
+        frame["school"] = ("S" + frame["school"].astype(str)).astype(object)
+    frame = frame.sort_values(["school", "year"]).reset_index(drop=True)
+    if ids == "str_unsorted":  # schools' runs in a scrambled order: the fast route must reorder them
+        order = np.random.default_rng(0).permutation(frame["school"].unique())
+        frame = frame.set_index("school").loc[order].reset_index()
+    assert pa._sorted_layout(frame["school"], frame["year"].to_numpy()) is not None
+    fast = pa.panel_arrays(frame, "lemp", covariates=("lpop",))
+    shuffled = frame.sample(frac=1.0, random_state=1)  # rows out of order: the general route
+    assert pa._sorted_layout(shuffled["school"], shuffled["year"].to_numpy()) is None
+    general = pa.panel_arrays(shuffled, "lemp", covariates=("lpop",))
+    for name in ("units", "periods", "y", "x", "cohort", "clusters"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(general, name), err_msg=name)
+    assert list(fast.units) == sorted(fast.units)
+
+
+def test_sorted_panel_layout_rejects_a_varying_join_year():
+    from evaltool.errors import DataError
+    from evaltool.estimators.did.panel_arrays import panel_arrays
+
+    frame = _mpdta_frame().sort_values(["school", "year"]).reset_index(drop=True)
+    frame.loc[3, "join_year"] = 2006.0  # one row of a never-joined county
+    with pytest.raises(DataError, match=r"join_year differs between rows of the same school \(e.g. 8001\)"):
+        panel_arrays(frame, "lemp")
