@@ -45,6 +45,10 @@ class CohortBlocks:
         Shape ``(blocks, years, columns)``: rows for the ``years − 1`` changes, then the ones.
     n_units
         Number of schools (rows of the dense influence matrix).
+    storage, offsets
+        When set, the designs are views of ``storage`` starting at ``offsets`` (multiples of four), with zero
+        rows in between and zero columns after: the padded layout of the compiled bootstrap, shared instead
+        of copied.
     """
 
     cohorts: np.ndarray
@@ -52,6 +56,8 @@ class CohortBlocks:
     design: tuple[np.ndarray, ...]
     coef: np.ndarray
     n_units: int
+    storage: np.ndarray | None = None
+    offsets: np.ndarray | None = None
 
     @property
     def n_columns(self) -> int:
@@ -128,12 +134,21 @@ def unconditional_blocks(
     order = np.argsort(code, kind="stable")
     bounds = np.searchsorted(code[order], np.arange(len(block_cohorts) + 1))
     size = np.diff(bounds)
-    ordered = y[order]
-    means = np.add.reduceat(ordered, bounds[:-1], axis=0) / size[:, None]  # blocks × years
-    # [ΔỸ, 1] for every school in block order, once; each block's design is a slice (a view) of it.
-    design = np.ones((n, n_years))
-    np.subtract(ordered[:, 1:], ordered[:, :-1], out=design[:, :-1])
-    design[:, :-1] -= np.repeat(np.diff(means, axis=1), size, axis=0)
+    # [ΔỸ, 1] of every school, block after block, each block starting at a multiple of four rows, with zero
+    # rows between and zero columns after: the layout the compiled bootstrap reads (:mod:`._multiplier`),
+    # built once.
+    start = np.concatenate([[0], np.cumsum(size + (-size) % 4)])
+    storage = np.zeros((int(start[-1]), -(-n_years // 8) * 8))  # columns padded to a multiple of eight
+    means = np.empty((len(block_cohorts), n_years))
+    designs = []
+    for b in range(len(block_cohorts)):  # one step per block (a dozen), vectorised over its schools
+        block_y = y[order[bounds[b] : bounds[b + 1]]]
+        means[b] = block_y.mean(axis=0)
+        design = storage[start[b] : start[b] + size[b], :n_years]
+        np.subtract(block_y[:, 1:], block_y[:, :-1], out=design[:, :-1])
+        design[:, :-1] -= np.diff(means[b])
+        design[:, -1] = 1.0
+        designs.append(design)
 
     k = np.arange(len(cells.jt))
     treated = np.searchsorted(block_cohorts, cells.cohort)
@@ -158,8 +173,10 @@ def unconditional_blocks(
     # Cohort-share columns: 1{G_i = g} − p_g, constant within a block.
     coef[:, n_years, len(k) :] = (block_cohorts[:, None] == cohorts[None, :]) - shares[None, :]
     rows = tuple(order[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:], strict=True))
-    designs = tuple(design[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:], strict=True))
-    blocks = CohortBlocks(cohorts=block_cohorts, rows=rows, design=designs, coef=levels_to_changes(coef), n_units=n)
+    blocks = CohortBlocks(
+        cohorts=block_cohorts, rows=rows, design=tuple(designs), coef=levels_to_changes(coef), n_units=n,
+        storage=storage, offsets=start[:-1],
+    )
     return blocks, att, n1, n0
 
 

@@ -309,6 +309,8 @@ def balance(arrays: PanelArrays, sample: SampleReport, *, stage: str) -> PanelAr
         attrition=True,
     )
     keep = complete_y & complete_x
+    if keep.all():
+        return arrays
     if not keep.any():
         raise EstimationError(
             "No school has the outcome (and covariates) in every year, so the balanced panel is empty. "

@@ -125,7 +125,7 @@ class GroupTimeResult:
 
     def std_errors(self, coef: np.ndarray) -> np.ndarray:
         """Analytic clustered standard errors of the combinations ``coef`` of the basis."""
-        variance = np.einsum("ij,ik,kj->j", coef, self.basis_cov, coef)
+        variance = (coef * (self.basis_cov @ coef)).sum(axis=0)
         return np.sqrt(np.maximum(variance, 0.0))
 
     def cluster_sums(self, columns: np.ndarray | slice = slice(None)) -> np.ndarray:
