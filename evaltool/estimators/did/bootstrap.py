@@ -7,10 +7,15 @@ third moment 1), ``θ* − θ̂ = Σ_c v_c S_c / n``, as in Callaway & Sant'Anna
 interquartile range of the draws over that of the standard normal; the
 simultaneous critical value is the ``1 − α`` quantile of ``max_k |θ*_k − θ̂_k| / se_k``.
 
-Draws are generated in chunks so memory stays bounded (chunk × clusters
-values at a time) and the whole bootstrap is matrix products; a helper thread
-generates the next chunks' weights while the current chunk is multiplied
-(:func:`pipelined_draws`), with the same draws as one thread.
+Two routes give the draws.  In general (covariates, or schools missing years)
+the weights come from the analysis's generator in chunks, so memory stays
+bounded (chunk × clusters values at a time), and each chunk is a matrix product
+with the cluster sums; a helper thread generates the next chunks' weights while
+the current one is multiplied (:func:`pipelined_draws`), with the same draws as
+one thread.  Without covariates on a fully observed panel the influence
+functions are in cohort-block form (:mod:`.blocks`) and a compiled loop
+(:mod:`._multiplier`) sums the blocks' rows under counter-based weights, never
+storing the draws × schools weights.
 """
 
 from __future__ import annotations
