@@ -95,7 +95,7 @@ class CohortBlocks:
 
 def unconditional_blocks(
     y: np.ndarray,
-    cohort: np.ndarray,
+    cohort_index: tuple[np.ndarray, np.ndarray],
     cells: CellPlan,
     cohorts: np.ndarray,
     shares: np.ndarray,
@@ -106,8 +106,8 @@ def unconditional_blocks(
     ----------
     y
         Outcomes, schools × years, no missing values.
-    cohort
-        Cohort of each school (``inf`` = never joined).
+    cohort_index
+        Sorted cohorts (``inf`` = never joined) and the code of each school's cohort among them.
     cells
         The cells: cohort, year and base-year columns, and comparison blocks.
     cohorts, shares
@@ -130,7 +130,7 @@ def unconditional_blocks(
     year-on-year changes (:func:`levels_to_changes`).
     """
     n, n_years = y.shape
-    block_cohorts, code = np.unique(cohort, return_inverse=True)
+    block_cohorts, code = cohort_index
     order = np.argsort(code, kind="stable")
     bounds = np.searchsorted(code[order], np.arange(len(block_cohorts) + 1))
     size = np.diff(bounds)

@@ -264,9 +264,12 @@ def group_time_draws(
     n_draws: int,
     rng: np.random.Generator,
     weights: Weights = "mammen",
+    coef: np.ndarray | None = None,
     chunk: int = 64,  # draws per pass of the general path
 ) -> np.ndarray:
-    """Centred bootstrap draws of ``result.basis``, shape ``(n_draws, n_basis)``.
+    """Centred bootstrap draws of ``result.basis``, shape ``(n_draws, n_basis)``, or of its combinations ``coef``.
+
+    ``coef`` (basis columns × combinations) gives the draws of ``basis @ coef`` directly (one product less).
 
     In general the draws come from :func:`multiplier_bootstrap`'s product of weights and cluster sums.  When
     the influence functions are in cohort-block form (``result.blocks``: unconditional estimator, fully
@@ -276,10 +279,11 @@ def group_time_draws(
     """
     arrays = result.arrays
     if result.blocks is None:
-        return multiplier_bootstrap(
+        draws = multiplier_bootstrap(
             result.basis, arrays.clusters, arrays.n_clusters, n_draws=n_draws, rng=rng, weights=weights, chunk=chunk
         ).draws
-    plan = _BlockPlan(result)
+        return draws if coef is None else draws @ coef
+    plan = _BlockPlan(result, coef)
     k, value_low, value_high = two_point(weights)
     key = int(rng.integers(2**64, dtype=np.uint64))
     sums = high_sums(
@@ -318,7 +322,8 @@ class _BlockPlan:
         Number of distinct weights per draw (columns of a weights matrix for :meth:`draws`).
     """
 
-    def __init__(self, result: GroupTimeResult) -> None:
+    def __init__(self, result: GroupTimeResult, combine: np.ndarray | None = None) -> None:
+        """``combine``: basis columns × combinations, for draws of ``basis @ combine`` (default: the basis)."""
         blocks = result.blocks
         assert blocks is not None
         width = blocks.coef.shape[1]
@@ -353,6 +358,8 @@ class _BlockPlan:
         coef = np.zeros((self.n_blocks, padded_width, blocks.n_columns))
         coef[:, :width] = blocks.coef
         self.coef = coef.reshape(-1, blocks.n_columns) / result.n_units
+        if combine is not None:  # draws of basis combinations: fold them into the coefficients
+            self.coef = self.coef @ combine
 
     def draws(self, v: np.ndarray) -> np.ndarray:
         """Bootstrap draws (draws × basis columns) for explicit weights ``v`` (draws × :attr:`n_ids`)."""

@@ -216,11 +216,13 @@ def _inference(gt: GroupTimeResult, aggs: dict[str, Aggregate], options: DidStag
     blocks: dict = {}
     arrays = gt.arrays
     if options.bootstrap_draws > 0:
-        draws = group_time_draws(gt, n_draws=options.bootstrap_draws, rng=rng, weights=options.bootstrap_weights)
         # Every block's draws in one product and one pass of quantiles; bands are per block.
+        draws = group_time_draws(
+            gt, n_draws=options.bootstrap_draws, rng=rng, weights=options.bootstrap_weights,
+            coef=np.column_stack(list(coefs.values())),
+        )
         every = BootstrapResult.from_draws(
-            draws @ np.column_stack(list(coefs.values())), weights=options.bootstrap_weights,
-            n_clusters=arrays.n_clusters, alpha=alpha,
+            draws, weights=options.bootstrap_weights, n_clusters=arrays.n_clusters, alpha=alpha
         )
         start = 0
         for name, coef in coefs.items():

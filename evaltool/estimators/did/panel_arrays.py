@@ -10,6 +10,7 @@ group-time cell a handful of vector operations.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -60,6 +61,11 @@ class PanelArrays:
     @property
     def n_units(self) -> int:
         return len(self.units)
+
+    @cached_property
+    def cohort_index(self) -> tuple[np.ndarray, np.ndarray]:
+        """``np.unique(cohort, return_inverse=True)``: the sorted cohorts (never joined last) and each school's code."""
+        return np.unique(self.cohort, return_inverse=True)
 
     def subset(self, keep: np.ndarray) -> PanelArrays:
         """The same arrays for the schools where ``keep`` is true (clusters re-coded)."""

@@ -9,6 +9,7 @@ outcome and any covariates.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
@@ -158,7 +159,7 @@ class GroupTimeResult:
         Cohorts in sorted order (never joined last), as ``np.unique(arrays.cohort)``.
         """
         index = np.arange(self.n_cells)[cells]
-        _, code = np.unique(self.arrays.cohort, return_inverse=True)
+        _, code = self.arrays.cohort_index
         if self.blocks is not None:
             diagonal = np.einsum("bkk->bk", self.blocks.block_cross)
             return diagonal[:, index], code
@@ -318,7 +319,7 @@ def att_gt(
     observed = ~np.isnan(arrays.y)
     if covariates:
         observed &= ~np.isnan(arrays.x).any(axis=2)
-    cohorts = np.array(sorted(g for g in np.unique(cohort) if np.isfinite(g) and g not in controls_only))
+    cohorts = np.array([g for g in arrays.cohort_index[0] if np.isfinite(g) and g not in controls_only])
     period_index = {int(p): j for j, p in enumerate(periods)}
     max_year = periods[-1] if not controls_only else min(controls_only) - anticipation - 1
     specs: list[tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # (g, years, bases, jt, jb)
@@ -389,11 +390,11 @@ def _block_cells(
     arrays: PanelArrays, specs: list, cohorts: np.ndarray, shares: np.ndarray, control_group: str, anticipation: int
 ) -> tuple[CohortBlocks, np.ndarray, np.ndarray, np.ndarray]:
     """Unconditional cells on a fully observed panel, influence in cohort-block form (see :mod:`.blocks`)."""
-    block_cohorts = np.unique(arrays.cohort)
+    block_cohorts = arrays.cohort_index[0]
     g, years, bases, jt, jb = (np.concatenate([np.broadcast_to(spec[i], spec[1].shape) for spec in specs]) for i in range(5))
     control = is_control(block_cohorts[None, :], g[:, None], years[:, None], bases[:, None], control_group, anticipation)
     plan = CellPlan(cohort=g, jt=jt.astype(int), jb=jb.astype(int), control=control)
-    return unconditional_blocks(arrays.y, arrays.cohort, plan, cohorts, shares)
+    return unconditional_blocks(arrays.y, arrays.cohort_index, plan, cohorts, shares)
 
 
 def _dense_cells(
@@ -407,7 +408,7 @@ def _dense_cells(
     n = arrays.n_units
     blocks: list[tuple[np.ndarray | slice, np.ndarray]] = []  # (schools, their influence in the cohort's cells)
     atts, n1s, n0s = [], [], []
-    block_cohorts, cohort_code = np.unique(cohort, return_inverse=True)
+    block_cohorts, cohort_code = arrays.cohort_index
     for g, years, bases, jt, jb in specs:
         if estimator is None:
             # Only the cohort's schools and its possible comparisons enter its cells: work on those rows (the
@@ -493,7 +494,7 @@ def _drop_unusable_cohorts(
             int(late.sum()),
             stage=stage,
         )
-    kept = PanelArrays(**{**arrays.__dict__, "cohort": cohort})
+    kept = dataclasses.replace(arrays, cohort=cohort)
     return kept.subset(~early) if early.any() else kept
 
 
