@@ -28,6 +28,8 @@ from functools import cached_property
 
 import numpy as np
 
+from evaltool.estimators.did._multiplier import GROUP
+
 
 @dataclass(frozen=True)
 class CohortBlocks:
@@ -46,7 +48,7 @@ class CohortBlocks:
     n_units
         Number of schools (rows of the dense influence matrix).
     storage, offsets
-        When set, the designs are views of ``storage`` starting at ``offsets`` (multiples of four), with zero
+        When set, the designs are views of ``storage`` starting at ``offsets`` (multiples of eight), with zero
         rows in between and zero columns after: the padded layout of the compiled bootstrap, shared instead
         of copied.
     """
@@ -134,10 +136,10 @@ def unconditional_blocks(
     order = np.argsort(code, kind="stable")
     bounds = np.searchsorted(code[order], np.arange(len(block_cohorts) + 1))
     size = np.diff(bounds)
-    # [ΔỸ, 1] of every school, block after block, each block starting at a multiple of four rows, with zero
+    # [ΔỸ, 1] of every school, block after block, each block starting at a multiple of eight rows, with zero
     # rows between and zero columns after: the layout the compiled bootstrap reads (:mod:`._multiplier`),
     # built once.
-    start = np.concatenate([[0], np.cumsum(size + (-size) % 4)])
+    start = np.concatenate([[0], np.cumsum(size + (-size) % GROUP)])
     storage = np.zeros((int(start[-1]), -(-n_years // 8) * 8))  # columns padded to a multiple of eight
     means = np.empty((len(block_cohorts), n_years))
     designs = []

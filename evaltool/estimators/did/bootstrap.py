@@ -30,7 +30,7 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
-from evaltool.estimators.did._multiplier import high_sums
+from evaltool.estimators.did._multiplier import GROUP, high_sums
 from evaltool.estimators.did.staggered import GroupTimeResult, cluster_sum
 
 Weights = Literal["mammen", "rademacher"]
@@ -295,10 +295,10 @@ def group_time_draws(
 
 def _padded(blocks, width: int) -> bool:
     """Whether ``blocks.storage`` is already the layout built by :class:`_BlockPlan` (``width`` columns, blocks at
-    their four-row-aligned offsets, zeros elsewhere), so it can be used without a copy."""
+    offsets that are multiples of :data:`GROUP` rows, zeros elsewhere), so it can be used without a copy."""
     if blocks.storage is None:
         return False
-    expected = np.cumsum([0, *(len(d) + (-len(d)) % 4 for d in blocks.design)])
+    expected = np.cumsum([0, *(len(d) + (-len(d)) % GROUP for d in blocks.design)])
     return blocks.storage.shape == (expected[-1], width) and np.array_equal(blocks.offsets, expected[:-1])
 
 
@@ -309,12 +309,13 @@ class _BlockPlan:
     ----------
     z
         Rows ``[ΔỸ, 1]`` of every block (schools', or their sums within each cluster), each block padded with
-        zero rows to a multiple of four.
+        zero rows to a multiple of eight (:data:`~._multiplier.GROUP`) and with zero columns to a multiple of
+        eight.
     ids
         Weight identity of each row: its cluster, or, when schools are the clusters, its position (i.i.d.
         weights, so any one-to-one assignment of weights to schools is the same bootstrap).
     block_of_group
-        Block of each group of four rows.
+        Block of each group of eight rows.
     position_clusters
         When schools are the clusters, the school (row of the panel arrays) at each position, ``-1`` for
         padding; ``None`` otherwise.
@@ -335,7 +336,7 @@ class _BlockPlan:
         rows, ids, groups, positions = [], [], [], []
         start = 0
         for b, (members, sums) in enumerate(parts):
-            pad = (-len(sums)) % 4
+            pad = (-len(sums)) % GROUP
             rows.append(np.pad(sums, ((0, pad), (0, padded_width - width))))
             size = len(sums) + pad
             if members is None:
@@ -343,14 +344,14 @@ class _BlockPlan:
                 positions += [blocks.rows[b], np.full(pad, -1)]
             else:
                 ids.append(np.concatenate([members, np.zeros(pad, dtype=members.dtype)]))
-            groups.append(np.full(size // 4, b))
+            groups.append(np.full(size // GROUP, b))
             start += size
         shared = schools and _padded(blocks, padded_width)
         self.z = blocks.storage if shared else np.vstack(rows)
         self.ids = np.concatenate(ids).astype(np.int64)
         self.block_of_group = np.concatenate(groups).astype(np.int64)
         self.n_blocks = len(parts)
-        bounds = np.cumsum([0, *(4 * len(g) for g in groups)])
+        bounds = np.cumsum([0, *(GROUP * len(g) for g in groups)])
         self.block_slices = [slice(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
         self.position_clusters = np.concatenate(positions).astype(np.int64) if schools else None
         self.n_ids = start if schools else result.arrays.n_clusters
