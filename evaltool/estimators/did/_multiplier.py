@@ -81,12 +81,12 @@ def _high_sums(
 
     ``z`` has a multiple of eight rows, each group of eight within one block (``block_of_group``).  Per group:
     tabulate the sums of its 255 non-empty subsets of rows, compute every draw's 8-bit mask of high weights,
-    and add the selected entry to the draw's sum for the block.
+    and add the selected entry to the draw's sum for the block.  Returns shape ``(blocks, draws, width)``: a
+    group's additions then run through contiguous memory.
     """
     width = z.shape[1]
     m = n_draws
-    first = 0
-    out = np.zeros((m, n_blocks, width))
+    out = np.zeros((n_blocks, m, width))
     nd = np.uint64(n_draws)
     table = np.zeros((256, width))
     lowest = np.zeros(256, dtype=np.int64)  # index of the lowest set bit
@@ -106,8 +106,8 @@ def _high_sums(
         for s in range(1, GROUP):
             aligned = aligned and ids[r0 + s] == i0 + s
         if aligned:  # eight consecutive clusters: two generator outputs give all eight weights
-            base_low = key + (np.uint64(i0 >> 2) * nd + np.uint64(first)) * GAMMA
-            base_high = key + (np.uint64((i0 >> 2) + 1) * nd + np.uint64(first)) * GAMMA
+            base_low = key + np.uint64(i0 >> 2) * nd * GAMMA
+            base_high = key + np.uint64((i0 >> 2) + 1) * nd * GAMMA
             for dd in range(m):
                 step = np.uint64(dd) * GAMMA
                 masks[dd] = _four(_mix(base_low + step), k) | (_four(_mix(base_high + step), k) << 4)
@@ -116,14 +116,14 @@ def _high_sums(
                 mask = 0
                 for s in range(GROUP):
                     c = ids[r0 + s]
-                    h = _mix(key + (np.uint64(c >> 2) * nd + np.uint64(first + dd)) * GAMMA)
+                    h = _mix(key + (np.uint64(c >> 2) * nd + np.uint64(dd)) * GAMMA)
                     if ((h >> np.uint64(16 * (c & 3))) & _MASK16) >= k:
                         mask |= 1 << s
                 masks[dd] = mask
         for dd in range(m):
             entry = masks[dd]
             for j in range(width):
-                out[dd, b, j] += table[entry, j]
+                out[b, dd, j] += table[entry, j]
     return out
 
 
@@ -166,4 +166,4 @@ def high_sums(
     else:
         with ThreadPoolExecutor(max_workers=2) as pool:
             parts = list(pool.map(lambda half: _high_sums(*args, *half), halves))
-    return parts[0] + parts[1]
+    return np.ascontiguousarray((parts[0] + parts[1]).transpose(1, 0, 2))
