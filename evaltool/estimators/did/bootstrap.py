@@ -333,11 +333,13 @@ class _BlockPlan:
         padded_width = -(-width // 8) * 8
         schools = result.schools_are_clusters
         parts = [(None, d) for d in blocks.design] if schools else blocks.cluster_parts(result.arrays.clusters)
+        shared = schools and _padded(blocks, padded_width)  # the blocks' storage is this layout already
         rows, ids, groups, positions = [], [], [], []
         start = 0
         for b, (members, sums) in enumerate(parts):
             pad = (-len(sums)) % GROUP
-            rows.append(np.pad(sums, ((0, pad), (0, padded_width - width))))
+            if not shared:
+                rows.append(np.pad(sums, ((0, pad), (0, padded_width - width))))
             size = len(sums) + pad
             if members is None:
                 ids.append(np.arange(start, start + size))
@@ -346,7 +348,6 @@ class _BlockPlan:
                 ids.append(np.concatenate([members, np.zeros(pad, dtype=members.dtype)]))
             groups.append(np.full(size // GROUP, b))
             start += size
-        shared = schools and _padded(blocks, padded_width)
         self.z = blocks.storage if shared else np.vstack(rows)
         self.ids = np.concatenate(ids).astype(np.int64)
         self.block_of_group = np.concatenate(groups).astype(np.int64)

@@ -179,9 +179,13 @@ def panel_arrays(
 
 
 def _to_cells(values: np.ndarray, flat: np.ndarray | None, size: int) -> np.ndarray:
-    """Rows → school × year cells (``flat``: cell of each row; ``None``: rows already in cell order)."""
+    """Rows → school × year cells (``flat``: cell of each row; ``None``: rows already in cell order).
+
+    Rows already in order are returned as they are (no copy): the engine never writes to its arrays, and a
+    read-only view of the frame's memory would refuse a write rather than change the frame.
+    """
     if flat is None:
-        return values.copy()
+        return values
     out = np.full((size, *values.shape[1:]), np.nan)
     out[flat] = values
     return out
