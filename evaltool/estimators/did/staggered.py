@@ -105,8 +105,9 @@ class GroupTimeResult:
             return self.blocks.dense()
         return np.column_stack([self.influence, self.cohort_matrix])
 
-    @property
+    @cached_property
     def schools_are_clusters(self) -> bool:
+        """Whether every school is its own cluster (the default clustering)."""
         return _schools_are_clusters(self.arrays.clusters, self.arrays.n_clusters)
 
     @cached_property
