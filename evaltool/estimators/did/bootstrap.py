@@ -75,10 +75,6 @@ class BootstrapResult:
         return cls(std_error=se, crit=sup_t_crit(draws, se, alpha), draws=draws, n_draws=len(draws), weights=weights,
                    n_clusters=n_clusters)
 
-    def transform(self, coef: np.ndarray, alpha: float = 0.05) -> BootstrapResult:
-        """The bootstrap of linear combinations ``coef`` (shape ``(k, m)``) of the parameters, same draws."""
-        return BootstrapResult.from_draws(self.draws @ coef, weights=self.weights, n_clusters=self.n_clusters, alpha=alpha)
-
 
 def iqr_se(draws: np.ndarray) -> np.ndarray:
     """Robust bootstrap SE: interquartile range of the draws over that of N(0, 1) (R ``did``); NaN if degenerate."""

@@ -253,7 +253,7 @@ def _add_bands(table: pd.DataFrame, block: dict) -> pd.DataFrame:
     se = np.asarray(block["se"], dtype=float)
     crit = block["crit"]
     att = table["att"].to_numpy()
-    columns = {name: se if name == "std_error" else table[name].to_numpy() for name in table.columns}
+    columns = {name: table[name].to_numpy() for name in table.columns}
     columns.update(std_error=se, critical_value=np.full(len(table), crit), ci_lower_uniform=att - crit * se,
                    ci_upper_uniform=att + crit * se)  # std_error keeps its place; the band columns follow
     return pd.DataFrame(columns, index=table.index)
