@@ -13,9 +13,11 @@ Target: <= 10 s and <= 4 GB peak memory on a 2-core machine.
 Peers (csdid, differences, diff-diff, moderndid) are run in a separate interpreter (``--peer-python``,
 a venv holding them; evaltool's own environment is not changed), each in its own process with a time
 limit, on the identical data written to a Parquet file; their ATT(g,t) are compared with evaltool's
-(max absolute difference, must be < 1e-6) and the time ratio of the medians is reported (this machine is
-a shared 2-core VM whose timings vary by ±30% from run to run; medians over repeated runs are the fair figure).  Peers run unconditional
-never-treated ATT(g,t) with 999 bootstrap draws where they support it.
+(max absolute difference, must be < 1e-6).  Every implementation fits ``--repeats`` times in one process
+(the first fit includes one-off costs) and the ratio of median times is reported, evaltool's median taken
+over fits before and after the peers': this shared 2-core machine's timings vary by ±30% from minute to
+minute.  Peers run unconditional never-treated ATT(g,t) with 999 bootstrap draws and, where they offer
+the choice (diff-diff), the same multiplier weights as evaltool.
 """
 
 from __future__ import annotations

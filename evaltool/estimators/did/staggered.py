@@ -294,7 +294,9 @@ def att_gt(
     225(2), eqs. 2.6–2.8).  Each cell's influence function is scaled by
     :math:`n / n_{gt}` and placed in the rows of the cell's schools, so that
     covariances between cells and aggregations follow from sums over schools
-    (clusters).  Without covariates all cells of a cohort are computed at once (schools × cells
+    (clusters).  Without covariates on a fully observed panel every cell comes from cohort-block means and
+    the influence functions are kept in cohort-block form (:mod:`.blocks`; ``result.blocks``); without
+    covariates but with missing years all cells of a cohort are computed at once (schools × cells
     matrices); with covariates the loop runs over cells, each vectorised over schools.
     """
     sample = SampleReport()
