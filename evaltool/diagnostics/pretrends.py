@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 if TYPE_CHECKING:
     from evaltool.estimators.did.staggered import GroupTimeResult
@@ -37,11 +37,31 @@ def wald_test(theta: np.ndarray, vcov: np.ndarray, *, label: str = "") -> dict:
     if theta.size == 0:
         return {"test": label, "statistic": None, "df": 0, "p_value": None, "note": "no pre-period estimates to test"}
     vcov = np.atleast_2d(np.asarray(vcov, dtype=float))
-    rank = int(np.linalg.matrix_rank(vcov))
+    rank, inverse = _rank_and_pinv(vcov)
     if rank == 0:
         return {"test": label, "statistic": None, "df": 0, "p_value": None, "note": "pre-period estimates have no variance"}
-    w = float(theta @ np.linalg.pinv(vcov) @ theta)
-    return {"test": label, "statistic": w, "df": rank, "p_value": float(stats.chi2.sf(w, rank)), "note": ""}
+    w = float(theta @ inverse @ theta)
+    return {"test": label, "statistic": w, "df": rank, "p_value": _chi2_sf(w, rank), "note": ""}
+
+
+def _rank_and_pinv(matrix: np.ndarray) -> tuple[int, np.ndarray]:
+    """``np.linalg.matrix_rank`` and ``np.linalg.pinv`` of a symmetric ``matrix`` (a covariance), with their
+    default tolerances, from one eigendecomposition (the singular values are the eigenvalues' magnitudes)."""
+    if matrix.size == 0:
+        return 0, np.zeros(matrix.shape)
+    values, vectors = np.linalg.eigh(matrix)
+    magnitude = np.abs(values)
+    largest = magnitude.max()
+    if largest == 0:
+        return 0, np.zeros(matrix.shape)
+    rank = int((magnitude > largest * max(matrix.shape) * np.finfo(float).eps).sum())
+    keep = magnitude > 1e-15 * largest
+    return rank, (vectors[:, keep] / values[keep]) @ vectors[:, keep].T
+
+
+def _chi2_sf(x: float, df: float) -> float:
+    """``stats.chi2.sf(x, df)`` (the same function, without the distribution object's argument handling)."""
+    return float(special.chdtrc(df, x))
 
 
 def wald_test_f(
@@ -83,10 +103,9 @@ def wald_test_f(
         return {"test": label, "statistic": None, "df": 0, "p_value": None, "note": "no pre-period estimates to test"}
     parts = [np.atleast_2d(np.asarray(v, dtype=float)) for v in parts]
     vcov = np.sum(parts, axis=0)
-    rank = int(np.linalg.matrix_rank(vcov))
+    rank, inverse = _rank_and_pinv(vcov)
     if rank == 0:
         return {"test": label, "statistic": None, "df": 0, "p_value": None, "note": "pre-period estimates have no variance"}
-    inverse = np.linalg.pinv(vcov)
     w = float(theta @ inverse @ theta)
     df_parts = np.asarray(df_parts, dtype=float)
     spread = 0.0
@@ -94,10 +113,10 @@ def wald_test_f(
         if f_h <= 0:
             continue
         a = v_h @ inverse
-        spread += (np.trace(a @ a) + np.trace(a) ** 2) / f_h
+        spread += (np.vdot(a, a.T) + np.trace(a) ** 2) / f_h  # tr(A²) = Σ_ij a_ij a_ji
     nu = (rank + rank**2) / spread if spread > 0 else np.inf
     df2 = nu - rank + 1
-    p_chi2 = float(stats.chi2.sf(w, rank))
+    p_chi2 = _chi2_sf(w, rank)
     out = {"test": label, "statistic": w, "df": rank, "reference": "F (small-sample)", "p_value_chi2": p_chi2}
     if not np.isfinite(nu):
         return {**out, "df_denominator": None, "f_statistic": w / rank, "p_value": p_chi2, "note": ""}
@@ -108,7 +127,7 @@ def wald_test_f(
                     "use base_period: universal or fewer years",
         }
     f_stat = float(w * df2 / (nu * rank))
-    return {**out, "df_denominator": float(df2), "f_statistic": f_stat, "p_value": float(stats.f.sf(f_stat, rank, df2)),
+    return {**out, "df_denominator": float(df2), "f_statistic": f_stat, "p_value": float(special.fdtrc(rank, df2, f_stat)),
             "note": f"small-sample F({rank}, {df2:.1f}) reference; p_value_chi2 is the asymptotic χ² p-value"}
 
 
@@ -128,6 +147,22 @@ def cluster_strata(result: GroupTimeResult) -> np.ndarray:
     low = np.minimum.reduceat(cohort[order], starts)
     high = np.maximum.reduceat(cohort[order], starts)
     return np.where(low == high, low, np.nan)
+
+
+def _stratum_groups(result: GroupTimeResult) -> tuple[np.ndarray, int]:
+    """Each cluster's stratum (:func:`cluster_strata`) as a code ``0 … n − 1`` in sorted order, and ``n``.
+
+    Clusters mixing cohorts (NaN) form one group, last.  When schools are the clusters the strata are the
+    cohorts, already coded in ``arrays.cohort_index`` (no sort of every school's stratum).
+    """
+    if result.schools_are_clusters:
+        cohorts, code = result.arrays.cohort_index
+        strata = np.where(np.isfinite(cohorts), cohorts, -1.0)  # as cluster_strata codes never joined
+        rank = np.empty(len(strata), dtype=np.int64)
+        rank[np.argsort(strata, kind="stable")] = np.arange(len(strata))
+        return rank[code], len(strata)
+    keys, group = np.unique(cluster_strata(result), return_inverse=True, equal_nan=True)
+    return group, len(keys)
 
 
 def _cluster_weights(result: GroupTimeResult, pre: np.ndarray) -> np.ndarray:
@@ -173,25 +208,25 @@ def staggered_pretrend_test(result: GroupTimeResult, *, reference: str = "chi2")
         raise ValueError(f"reference must be 'chi2' or 'f'; got {reference!r}")
     cells = result.cells
     antic = result.options["anticipation"]
-    pre = (cells["year"] < cells["cohort"] - antic).to_numpy() & np.isfinite(cells["att"].to_numpy())
-    pre = pre & (cells["std_error"].fillna(0).to_numpy() > 0)
-    theta = cells["att"].to_numpy()[pre]
+    att, std_error = cells["att"].to_numpy(), cells["std_error"].to_numpy()
+    pre = (cells["year"].to_numpy() < cells["cohort"].to_numpy() - antic) & np.isfinite(att) & (std_error > 0)
+    theta = att[pre]
     label = "pre-joining ATT(g,t) jointly zero"
     if reference == "chi2" or not pre.any():
         vcov = result.vcov(pre) if pre.any() else np.zeros((0, 0))
         return {**wald_test(theta, vcov, label=label), "reference": "chi2 (as R did)"}
-    strata = cluster_strata(result)
-    keys = np.unique(strata[np.isfinite(strata)])
-    groups = [strata == key for key in keys] + ([np.isnan(strata)] if np.isnan(strata).any() else [])
+    group, n_groups = _stratum_groups(result)
     size = _cluster_weights(result, pre)
+    n_h = np.bincount(group, minlength=n_groups)
+    size_sum = np.bincount(group, weights=size, minlength=n_groups)
+    size_square_sum = np.bincount(group, weights=size**2, minlength=n_groups)
     parts, dfs = [], []
-    for members, cross in zip(groups, result.cross_by_group(groups, pre), strict=True):
-        n_h = int(members.sum())
-        scale = n_h / (n_h - 1) if n_h > 1 else 1.0
+    for h, cross in enumerate(result.cross_by_group(group, n_groups, pre)):
+        scale = n_h[h] / (n_h[h] - 1) if n_h[h] > 1 else 1.0
         parts.append(scale * cross)
-        m = size[members]
-        informative = n_h > 1 and m.sum() > 0  # a cohort with no influence on the tested cells adds nothing
-        dfs.append(m.sum() ** 2 / (m**2).sum() - 1 if informative else 0.0)  # n_h - 1 for equal weights
+        informative = n_h[h] > 1 and size_sum[h] > 0  # a cohort with no influence on the tested cells adds nothing
+        # Kish's effective number of clusters, minus one (n_h − 1 for equal weights).
+        dfs.append(size_sum[h] ** 2 / size_square_sum[h] - 1 if informative else 0.0)
     test = wald_test_f(theta, parts, dfs, label=label)
     chi2 = wald_test(theta, result.vcov(pre))
     return {**test, "statistic_chi2": chi2["statistic"], "p_value_chi2": chi2["p_value"]}

@@ -19,10 +19,12 @@ weights with numpy, for tests and small cases.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import threading
 
 import numpy as np
 from numba import njit
+
+from evaltool.estimators.did import _helper_thread
 
 GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -65,36 +67,56 @@ def _four(h: np.uint64, k: np.uint64) -> np.int64:
     )
 
 
+#: Most groups of eight rows in one chunk of work (about half a millisecond of the loop).
+CHUNK_GROUPS = 256
+
+
+def chunk_bounds(block_of_group: np.ndarray, n_blocks: int, max_groups: int = CHUNK_GROUPS) -> np.ndarray:
+    """Chunks of work: ``(first group, end group, block)`` rows, each chunk within one block.
+
+    Every block's run of groups is cut into the fewest near-equal pieces of at most ``max_groups``.  The first
+    chunk of each block comes first, in block order, and the further chunks of large blocks after them (see
+    :class:`ChunkedSums`).
+    """
+    edges = np.searchsorted(block_of_group, np.arange(n_blocks + 1))
+    first, extra = [], []
+    for b in range(n_blocks):  # one step per block (a dozen)
+        lo, hi = int(edges[b]), int(edges[b + 1])
+        pieces = max(1, -(-(hi - lo) // max_groups))
+        cuts = lo + (np.arange(pieces + 1) * (hi - lo)) // pieces
+        rows = [(int(cuts[i]), int(cuts[i + 1]), b) for i in range(pieces)]
+        first.append(rows[0])
+        extra += rows[1:]
+    return np.array(first + extra, dtype=np.int64).reshape(-1, 3)
+
+
 @njit(nogil=True, cache=True)
-def _high_sums(
+def _chunk_sums(
     z: np.ndarray,
     ids: np.ndarray,
-    block_of_group: np.ndarray,
-    n_blocks: int,
     key: np.uint64,
     k: np.uint64,
-    n_draws: int,
     first_group: int,
-    last_group: int,
-) -> np.ndarray:
-    """``Σ_{rows of block b with a high weight in draw d} z_row`` over groups ``first_group … last_group − 1``.
+    end_group: int,
+    out: np.ndarray,
+    chunk: int,
+) -> None:
+    """``out[d, chunk] = Σ`` of the rows of groups ``first_group … end_group − 1`` whose weight is high in draw ``d``.
 
-    ``z`` has a multiple of eight rows, each group of eight within one block (``block_of_group``).  Per group:
-    tabulate the sums of its 255 non-empty subsets of rows, compute every draw's 8-bit mask of high weights,
-    and add the selected entry to the draw's sum for the block.  Returns shape ``(blocks, draws, width)``: a
-    group's additions then run through contiguous memory.
+    ``z`` has a multiple of eight rows.  Per group: tabulate the sums of its 255 non-empty subsets of rows,
+    compute every draw's 8-bit mask of high weights, and add the selected entry to the draw's sum (held in
+    a contiguous array while the chunk runs, then written to ``out``).
     """
     width = z.shape[1]
-    m = n_draws
-    out = np.zeros((n_blocks, m, width))
-    nd = np.uint64(n_draws)
+    m = out.shape[0]
+    acc = np.zeros((m, width))
+    nd = np.uint64(m)
     table = np.zeros((256, width))
     lowest = np.zeros(256, dtype=np.int64)  # index of the lowest set bit
     for mask in range(1, 256):
         lowest[mask] = lowest[mask >> 1] + 1 if (mask & 1) == 0 else 0
     masks = np.zeros(m, dtype=np.int64)
-    for g in range(first_group, last_group):
-        b = block_of_group[g]
+    for g in range(first_group, end_group):
         r0 = GROUP * g
         for mask in range(1, 256):  # each subset sum adds one row to a smaller subset's
             prev = mask & (mask - 1)
@@ -123,8 +145,81 @@ def _high_sums(
         for dd in range(m):
             entry = masks[dd]
             for j in range(width):
-                out[b, dd, j] += table[entry, j]
-    return out
+                acc[dd, j] += table[entry, j]
+    for dd in range(m):
+        for j in range(width):
+            out[dd, chunk, j] = acc[dd, j]
+
+
+class ChunkedSums:
+    """Per draw and block, the sum of the rows whose cluster's weight is high, computed in chunks.
+
+    Starting it hands chunks to a helper thread (the compiled loop releases the GIL) while the caller goes
+    on with other work; :meth:`result` has the calling thread take the chunks still left, then waits for
+    the helper.  Every chunk is summed on its own and the chunks of one block are added in chunk order,
+    so the result is the same whichever thread computed which chunk, and with no helper at all.
+
+    Parameters
+    ----------
+    z
+        Rows (float64), eight per group, each group within one block; padding rows are zeros.  Widths that
+        are multiples of eight add whole vectors (about twice as fast as 15 columns).
+    ids
+        Cluster of each row (int64); rows of one cluster share its weight in every draw.
+    block_of_group
+        Block of each group of eight rows (non-decreasing).
+    n_blocks
+        Number of blocks (a block may have no rows).
+    key, k, n_draws
+        Generator key, threshold of the 16-bit comparison and number of draws (see the module notes).
+    helper
+        Whether to use the helper thread (:mod:`._helper_thread`; needs two cores to pay).
+    """
+
+    def __init__(
+        self, z: np.ndarray, ids: np.ndarray, block_of_group: np.ndarray, n_blocks: int, *, key: int, k: int,
+        n_draws: int, helper: bool = True,
+    ) -> None:
+        self._z = np.ascontiguousarray(z, dtype=np.float64)
+        self._ids = np.ascontiguousarray(ids, dtype=np.int64)
+        self._key, self._k = np.uint64(key), np.uint64(k)
+        self.n_blocks = int(n_blocks)
+        self.chunks = chunk_bounds(np.asarray(block_of_group, dtype=np.int64), self.n_blocks)
+        self._out = np.empty((int(n_draws), len(self.chunks), self._z.shape[1]))
+        self._lock = threading.Lock()
+        self._next = 0
+        self._stopped = False
+        self._future = _helper_thread.submit(self._work) if helper and len(self.chunks) > 1 else None
+
+    def _claim(self) -> int:
+        with self._lock:
+            c = self._next
+            self._next += 1
+        return -1 if self._stopped or c >= len(self.chunks) else c
+
+    def _work(self) -> None:
+        while (c := self._claim()) >= 0:
+            lo, hi, _ = self.chunks[c]
+            _chunk_sums(self._z, self._ids, self._key, self._k, int(lo), int(hi), self._out, c)
+
+    def cancel(self) -> None:
+        """Stop handing out chunks (after an error elsewhere); chunks already running finish."""
+        self._stopped = True
+
+    def result(self) -> np.ndarray:
+        """Sums of shape ``(n_draws, n_chunks, width)`` whose first :attr:`n_blocks` chunks hold the blocks' totals.
+
+        Use ``out[:, :n_blocks]``; the further chunks of large blocks have been added to their block's first.
+        """
+        if self._stopped:
+            raise RuntimeError("the bootstrap sums were cancelled")
+        self._work()
+        if self._future is not None:
+            self._future.result()  # re-raises the helper's exception, if any
+        out = self._out
+        for c in range(self.n_blocks, len(self.chunks)):  # the extra chunks, in order
+            out[:, self.chunks[c, 2]] += out[:, c]
+        return out
 
 
 def high_sums(
@@ -140,30 +235,7 @@ def high_sums(
 ) -> np.ndarray:
     """Per draw and block, the sum of the rows whose cluster's weight is high: ``(n_draws, n_blocks, width)``.
 
-    Parameters
-    ----------
-    z
-        Rows (float64), eight per group, each group within one block; padding rows are zeros.  Widths that
-        are multiples of eight add whole vectors (about twice as fast as 15 columns).
-    ids
-        Cluster of each row (int64); rows of one cluster share its weight in every draw.
-    block_of_group
-        Block of each group of eight rows.
-    n_blocks
-        Number of blocks.
-    key, k, n_draws
-        Generator key, threshold of the 16-bit comparison and number of draws (see the module notes).
-    threads
-        Python threads for the two fixed halves of the groups (the compiled loop releases the GIL).  The
-        halves are always summed separately and then added, so the result does not depend on the threads.
+    :class:`ChunkedSums` run to the end (``threads`` > 1 uses the helper thread; the result is the same).
     """
-    args = (np.ascontiguousarray(z, dtype=np.float64), np.asarray(ids, dtype=np.int64),
-            np.asarray(block_of_group, dtype=np.int64), int(n_blocks), np.uint64(key), np.uint64(k), int(n_draws))
-    n_groups = len(block_of_group)
-    halves = [(0, n_groups // 2), (n_groups // 2, n_groups)]
-    if threads <= 1:
-        parts = [_high_sums(*args, lo, hi) for lo, hi in halves]
-    else:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            parts = list(pool.map(lambda half: _high_sums(*args, *half), halves))
-    return np.ascontiguousarray((parts[0] + parts[1]).transpose(1, 0, 2))
+    sums = ChunkedSums(z, ids, block_of_group, n_blocks, key=key, k=k, n_draws=n_draws, helper=threads > 1)
+    return np.ascontiguousarray(sums.result()[:, :n_blocks])

@@ -76,41 +76,55 @@ class _Combiner:
     """
 
     def __init__(self, result: GroupTimeResult) -> None:
-        self.n_cells = len(result.cells)
-        self.cohorts = list(result.cohort_share)
-        self.index = {g: j for j, g in enumerate(self.cohorts)}
-        self.cell_cohort = np.array([self.index[float(g)] for g in result.cells["cohort"]], dtype=int)
-        self.share = np.array([result.cohort_share[g] for g in self.cohorts])
-        self.att = result.cells["att"].to_numpy()
+        cells = result.cells
+        self.n_cells = len(cells)
+        self.cohorts = np.array(list(result.cohort_share))
+        self.index = {float(g): j for j, g in enumerate(self.cohorts)}
+        self.cell_cohort = np.searchsorted(self.cohorts, cells["cohort"].to_numpy())  # cohort_share is sorted
+        self.share = np.array(list(result.cohort_share.values()))
+        self.att = cells["att"].to_numpy()
         self.size = self.n_cells + len(self.cohorts)
+        self.onehot = np.eye(len(self.cohorts))[self.cell_cohort]  # cells × cohorts
 
-    def plain_mean(self, cells: np.ndarray) -> np.ndarray:
-        coef = np.zeros(self.size)
-        coef[cells] = 1 / len(cells)
+    def plain_means(self, member: np.ndarray) -> np.ndarray:
+        """Coefficients of the plain means of each column's cells (``member``: cells × means, boolean)."""
+        coef = np.zeros((self.size, member.shape[1]))
+        coef[: self.n_cells] = member / member.sum(axis=0)
         return coef
 
-    def share_weighted(self, cells: np.ndarray) -> np.ndarray:
-        """Coefficients of the cohort-share-weighted mean of ``cells``."""
-        cohort_of = self.cell_cohort[cells]
-        shares = self.share[cohort_of]
-        total = shares.sum()
-        coef = np.zeros(self.size)
-        coef[cells] = shares / total
-        coef[self.n_cells :] += self._weight_part(self.att[cells], shares, cohort_of, total)
+    def share_weighted(self, member: np.ndarray) -> np.ndarray:
+        """Coefficients of the cohort-share-weighted means of each column's cells (``member``: cells × means)."""
+        weights = member * self.share[self.cell_cohort][:, None]
+        total = weights.sum(axis=0)
+        coef = np.zeros((self.size, member.shape[1]))
+        coef[: self.n_cells] = weights / total
+        att = np.where(member, self.att[:, None], 0.0)
+        coef[self.n_cells :] = self._weight_part(att, member, weights, total)
         return coef
 
     def share_weighted_elements(self, element_coefs: np.ndarray, values: np.ndarray, cohort_of: np.ndarray) -> np.ndarray:
         """Share-weighted mean of elements (one per cohort) that are themselves combinations of the basis."""
-        shares = self.share[cohort_of]
-        total = shares.sum()
-        coef = element_coefs @ (shares / total)
-        coef[self.n_cells :] += self._weight_part(values, shares, cohort_of, total)
+        weights = self.share[cohort_of][:, None]  # elements × one mean
+        total = weights.sum(axis=0)
+        coef = element_coefs @ (weights[:, 0] / total[0])
+        onehot = np.eye(len(self.cohorts))[cohort_of]
+        member = np.ones(weights.shape, dtype=bool)
+        coef[self.n_cells :] += self._weight_part(values[:, None], member, weights, total, onehot)[:, 0]
         return coef
 
-    def _weight_part(self, values: np.ndarray, shares: np.ndarray, cohort_of: np.ndarray, total: float) -> np.ndarray:
-        part = np.bincount(cohort_of, weights=values / total, minlength=len(self.cohorts))
-        part -= np.bincount(cohort_of, minlength=len(self.cohorts)) * (shares @ values) / total**2
-        return part
+    def _weight_part(
+        self, values: np.ndarray, member: np.ndarray, weights: np.ndarray, total: np.ndarray, onehot: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``Σ_S ATT_k ψ^w_k`` on the cohort columns (cohorts × means; see the class notes).
+
+        Items (rows) are the cells, or the elements given with ``onehot`` (each item's cohort); per mean
+        (column): ``values`` the items' ATTs (0 outside the mean), ``member`` whether they are in it,
+        ``weights`` their shares (0 outside), ``total`` the sum of the shares.
+        """
+        onehot = self.onehot if onehot is None else onehot
+        weighted_att = (weights * values).sum(axis=0)  # Σ_S p_k ATT_k per mean
+        count = onehot.T @ member  # items of each cohort in each mean
+        return (onehot.T @ values) / total - count * weighted_att / total**2
 
 
 def aggregate(
@@ -149,25 +163,25 @@ def aggregate(
     comb = _Combiner(result)
     att = comb.att
     labels: list[int] = []
-    coefs: list[np.ndarray] = []
+    element = np.zeros((comb.size, 0))
     if kind == "simple":
-        overall = comb.share_weighted(np.flatnonzero(post))
+        overall = comb.share_weighted(post[:, None])[:, 0]
     elif kind == "group":
-        groups = sorted(set(g[post]))
-        for gg in groups:
-            labels.append(int(gg))
-            coefs.append(comb.plain_mean(np.flatnonzero(post & (g == gg))))
-        element = np.column_stack(coefs)
-        values = np.array([att[np.flatnonzero(post & (g == gg))].mean() for gg in groups])
-        overall = comb.share_weighted_elements(element, values, np.array([comb.index[float(gg)] for gg in groups]))
+        groups = np.unique(g[post])
+        labels = [int(gg) for gg in groups]
+        member = post[:, None] & (g[:, None] == groups[None, :])  # cells × cohorts
+        element = comb.plain_means(member)
+        values = (np.where(member, att[:, None], 0.0)).sum(axis=0) / member.sum(axis=0)
+        overall = comb.share_weighted_elements(element, values, np.searchsorted(comb.cohorts, groups))
     else:
         label_of = e if kind == "dynamic" else t
         keep = window if kind == "dynamic" else post
-        for value in sorted(set(label_of[keep])):
-            labels.append(int(value))
-            coefs.append(comb.share_weighted(np.flatnonzero(keep & (label_of == value))))
-        chosen = np.array(labels) >= 0 if kind == "dynamic" else np.ones(len(labels), bool)
-        overall = np.column_stack(coefs)[:, chosen].mean(axis=1)
+        levels = np.unique(label_of[keep])
+        labels = [int(level) for level in levels]
+        element = comb.share_weighted(keep[:, None] & (label_of[:, None] == levels[None, :]))
+        chosen = levels >= 0 if kind == "dynamic" else np.ones(len(levels), bool)
+        overall = element[:, chosen].mean(axis=1)
+    coefs = list(element.T)
 
     coef = np.column_stack([*coefs, overall])
     atts = result.combine(coef)

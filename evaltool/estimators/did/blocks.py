@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+from numba import njit
 
 from evaltool.estimators.did._multiplier import GROUP
 
@@ -73,9 +74,24 @@ class CohortBlocks:
         return out
 
     @cached_property
-    def block_cross(self) -> np.ndarray:
-        """``Σ_{i∈b} ψ_i'ψ_i = C_b' G_b C_b`` per block, shape ``(blocks, columns, columns)``."""
-        return np.stack([coef.T @ (design.T @ design) @ coef for design, coef in zip(self.design, self.coef, strict=True)])
+    def grams(self) -> np.ndarray:
+        """``G_b = Σ_{i∈b} [ΔỸ_i, 1]'[ΔỸ_i, 1]`` per block, shape ``(blocks, years, years)``."""
+        return np.stack([design.T @ design for design in self.design])
+
+    def cross(self, columns: np.ndarray | slice = slice(None), blocks: np.ndarray | None = None) -> np.ndarray:
+        """``Σ_b Σ_{i∈b} ψ_i'ψ_i = Σ_b C_b' G_b C_b`` over the ``columns`` given, summed over ``blocks`` (a mask;
+        default all)."""
+        coef = self.coef[:, :, columns]
+        chosen = range(len(coef)) if blocks is None else np.flatnonzero(blocks)
+        out = np.zeros((coef.shape[2], coef.shape[2]))
+        for b in chosen:  # one small product per block (a dozen)
+            out += coef[b].T @ (self.grams[b] @ coef[b])
+        return out
+
+    def square_sums(self, columns: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """``Σ_{i∈b} ψ_ik²`` per block and column, shape ``(blocks, columns)``: the diagonals of ``C_b' G_b C_b``."""
+        coef = self.coef[:, :, columns]
+        return np.einsum("bvk,bvk->bk", coef, self.grams @ coef)
 
     def cluster_parts(self, clusters: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per block: the clusters holding its schools and the sums of ``[ΔỸ, 1]`` over them, ``(members, Z_b)``."""
@@ -133,24 +149,18 @@ def unconditional_blocks(
     """
     n, n_years = y.shape
     block_cohorts, code = cohort_index
-    order = np.argsort(code, kind="stable")
+    # Schools in block order (stable; numpy radix-sorts 16-bit codes, and there are a few dozen cohorts at most).
+    order = np.argsort(code.astype(np.int16 if len(block_cohorts) < 2**15 else np.int64), kind="stable")
     bounds = np.searchsorted(code[order], np.arange(len(block_cohorts) + 1))
     size = np.diff(bounds)
     # [ΔỸ, 1] of every school, block after block, each block starting at a multiple of eight rows, with zero
     # rows between and zero columns after: the layout the compiled bootstrap reads (:mod:`._multiplier`),
-    # built once.
+    # built once, in one compiled pass over the outcomes.
     start = np.concatenate([[0], np.cumsum(size + (-size) % GROUP)])
     storage = np.zeros((int(start[-1]), -(-n_years // 8) * 8))  # columns padded to a multiple of eight
-    means = np.empty((len(block_cohorts), n_years))
-    designs = []
-    for b in range(len(block_cohorts)):  # one step per block (a dozen), vectorised over its schools
-        block_y = y[order[bounds[b] : bounds[b + 1]]]
-        means[b] = block_y.mean(axis=0)
-        design = storage[start[b] : start[b] + size[b], :n_years]
-        np.subtract(block_y[:, 1:], block_y[:, :-1], out=design[:, :-1])
-        design[:, :-1] -= np.diff(means[b])
-        design[:, -1] = 1.0
-        designs.append(design)
+    means = np.zeros((len(block_cohorts), n_years))
+    _fill_changes(np.ascontiguousarray(y, dtype=np.float64), order, bounds, start, storage, means)
+    designs = [storage[start[b] : start[b] + size[b], :n_years] for b in range(len(block_cohorts))]
 
     k = np.arange(len(cells.jt))
     treated = np.searchsorted(block_cohorts, cells.cohort)
@@ -180,6 +190,34 @@ def unconditional_blocks(
         storage=storage, offsets=start[:-1],
     )
     return blocks, att, n1, n0
+
+
+@njit(cache=True, nogil=True)
+def _fill_changes(
+    y: np.ndarray, order: np.ndarray, bounds: np.ndarray, start: np.ndarray, storage: np.ndarray, means: np.ndarray
+) -> None:
+    """Block means of the outcomes (into ``means``) and every school's ``[ΔỸ, 1]`` (into ``storage``).
+
+    School ``order[bounds[b] + r]`` is row ``r`` of block ``b``, written at row ``start[b] + r`` of ``storage``.
+    Written by hand (numba): with numpy this is a gather, a mean, a difference and a centring per block,
+    each a pass over a fresh copy of the block's outcomes.
+    """
+    n_years = y.shape[1]
+    for b in range(len(bounds) - 1):
+        size = bounds[b + 1] - bounds[b]
+        if size == 0:
+            continue
+        for r in range(bounds[b], bounds[b + 1]):
+            for j in range(n_years):
+                means[b, j] += y[order[r], j]
+        for j in range(n_years):
+            means[b, j] /= size
+        for r in range(size):
+            i = order[bounds[b] + r]
+            row = start[b] + r
+            for j in range(n_years - 1):
+                storage[row, j] = (y[i, j + 1] - y[i, j]) - (means[b, j + 1] - means[b, j])
+            storage[row, n_years - 1] = 1.0
 
 
 @dataclass(frozen=True)

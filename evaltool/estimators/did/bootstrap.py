@@ -25,12 +25,14 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
 from scipy import stats
 
-from evaltool.estimators.did._multiplier import GROUP, high_sums
+from evaltool.estimators.did import _helper_thread
+from evaltool.estimators.did._multiplier import GROUP, ChunkedSums
 from evaltool.estimators.did.staggered import GroupTimeResult, cluster_sum
 
 Weights = Literal["mammen", "rademacher"]
@@ -77,10 +79,32 @@ class BootstrapResult:
 
 
 def iqr_se(draws: np.ndarray) -> np.ndarray:
-    """Robust bootstrap SE: interquartile range of the draws over that of N(0, 1) (R ``did``); NaN if degenerate."""
-    q75, q25 = np.quantile(draws, [0.75, 0.25], axis=0, method="inverted_cdf")
+    """Robust bootstrap SE: interquartile range of the draws over that of N(0, 1) (R ``did``); NaN if degenerate.
+
+    The quartiles are R's type-1 (``inverted_cdf``) quantiles, which are order statistics: each parameter's
+    draws are sorted as one contiguous row (numpy's vectorised sort, several times faster than
+    ``np.quantile`` along the draws' axis) and the two order statistics read off.  A parameter with a NaN
+    draw, or whose draws are all zero, gets NaN.
+    """
+    if draws.size == 0:
+        return np.full(draws.shape[1], np.nan)
+    ordered = np.empty(draws.shape[::-1])  # parameters × draws, each row sorted (NaN last)
+
+    def sort(part: slice) -> None:
+        ordered[part] = draws[:, part].T
+        ordered[part].sort(axis=1)
+
+    half = len(ordered) // 2
+    _helper_thread.run_both(lambda: sort(slice(0, half)), lambda: sort(slice(half, None)))
+    q25, q75 = (ordered[:, _order_statistic(len(draws), q)] for q in (0.25, 0.75))
     se = (q75 - q25) / _IQR_NORMAL
-    return np.where(np.abs(draws).max(axis=0) > 0, se, np.nan)
+    usable = ~np.isnan(ordered[:, -1]) & ((ordered[:, -1] > 0) | (ordered[:, 0] < 0))
+    return np.where(usable, se, np.nan)
+
+
+def _order_statistic(n: int, q: float) -> int:
+    """Index of the sorted sample that is its ``q`` quantile by ``np.quantile(..., method="inverted_cdf")``."""
+    return int(np.quantile(np.arange(n), q, method="inverted_cdf"))
 
 
 def two_point(kind: Weights = "mammen") -> tuple[int, float, float]:
@@ -266,27 +290,74 @@ def group_time_draws(
     """Centred bootstrap draws of ``result.basis``, shape ``(n_draws, n_basis)``, or of its combinations ``coef``.
 
     ``coef`` (basis columns × combinations) gives the draws of ``basis @ coef`` directly (one product less).
-
-    In general the draws come from :func:`multiplier_bootstrap`'s product of weights and cluster sums.  When
-    the influence functions are in cohort-block form (``result.blocks``: unconditional estimator, fully
-    observed schools) a draw needs only ``Σ_i v_i [ΔỸ_i, 1]`` per block (years wide instead of cells wide),
-    computed by the compiled loop of :mod:`._multiplier` without ever storing the weights; the weights there
-    come from a counter-based generator keyed by one draw from ``rng``.
+    :func:`start_group_time_draws` run to the end.
     """
-    arrays = result.arrays
+    return start_group_time_draws(result, n_draws=n_draws, rng=rng, weights=weights, chunk=chunk).draws(coef)
+
+
+def start_group_time_draws(
+    result: GroupTimeResult,
+    *,
+    n_draws: int,
+    rng: np.random.Generator,
+    weights: Weights = "mammen",
+    chunk: int = 64,
+) -> PendingDraws:
+    """Start the bootstrap of ``result.basis``; :meth:`PendingDraws.draws` gives the draws.
+
+    In general the draws come from :func:`multiplier_bootstrap`'s product of weights and cluster sums,
+    computed here at once.  When the influence functions are in cohort-block form (``result.blocks``:
+    unconditional estimator, fully observed schools) a draw needs only ``Σ_i v_i [ΔỸ_i, 1]`` per block
+    (years wide instead of cells wide), computed by the compiled loop of :mod:`._multiplier` without ever
+    storing the weights; the weights there come from a counter-based generator keyed by one draw from
+    ``rng``.  That loop starts on a helper thread and the caller's thread joins it in
+    :meth:`PendingDraws.draws`, so the caller can do other work meanwhile (the draws are the same either way).
+    """
     if result.blocks is None:
-        draws = multiplier_bootstrap(
+        arrays = result.arrays
+        basis_draws = multiplier_bootstrap(
             result.basis, arrays.clusters, arrays.n_clusters, n_draws=n_draws, rng=rng, weights=weights, chunk=chunk
         ).draws
-        return draws if coef is None else draws @ coef
-    plan = _BlockPlan(result, coef)
+        return PendingDraws(basis_draws=basis_draws)
+    plan = _BlockPlan(result)
     k, value_low, value_high = two_point(weights)
     key = int(rng.integers(2**64, dtype=np.uint64))
-    sums = high_sums(
+    sums = ChunkedSums(
         plan.z, plan.ids, plan.block_of_group, plan.n_blocks, key=key, k=k, n_draws=n_draws,
-        threads=min(2, os.cpu_count() or 1),
+        helper=_helper_thread.available(),
     )
-    return plan.draws_from_high_sums(sums, value_low, value_high)
+    return PendingDraws(plan=plan, sums=sums, values=(value_low, value_high))
+
+
+class PendingDraws:
+    """Bootstrap draws of a group-time basis, possibly still being computed (see :func:`start_group_time_draws`)."""
+
+    def __init__(
+        self,
+        *,
+        basis_draws: np.ndarray | None = None,
+        plan: _BlockPlan | None = None,
+        sums: ChunkedSums | None = None,
+        values: tuple[float, float] = (0.0, 0.0),
+    ) -> None:
+        self._basis_draws = basis_draws
+        self._plan = plan
+        self._sums = sums
+        self._values = values
+
+    def draws(self, coef: np.ndarray | None = None) -> np.ndarray:
+        """The centred draws of the basis (draws × basis columns), or of ``basis @ coef``."""
+        if self._basis_draws is not None:
+            return self._basis_draws if coef is None else self._basis_draws @ coef
+        assert self._plan is not None and self._sums is not None
+        sums = self._sums.result()  # (draws, chunks, width), the blocks' totals in the first n_blocks chunks
+        rows = sums.reshape(len(sums), -1)[:, : self._plan.n_blocks * sums.shape[2]]
+        return self._plan.draws_from_high_sums(rows, *self._values, coef)
+
+    def cancel(self) -> None:
+        """Stop the compiled loop's remaining work (the caller gave up, e.g. after an error)."""
+        if self._sums is not None:
+            self._sums.cancel()
 
 
 def _padded(blocks, width: int) -> bool:
@@ -319,8 +390,7 @@ class _BlockPlan:
         Number of distinct weights per draw (columns of a weights matrix for :meth:`draws`).
     """
 
-    def __init__(self, result: GroupTimeResult, combine: np.ndarray | None = None) -> None:
-        """``combine``: basis columns × combinations, for draws of ``basis @ combine`` (default: the basis)."""
+    def __init__(self, result: GroupTimeResult) -> None:
         blocks = result.blocks
         assert blocks is not None
         width = blocks.coef.shape[1]
@@ -352,21 +422,51 @@ class _BlockPlan:
         self.block_slices = [slice(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
         self.position_clusters = np.concatenate(positions).astype(np.int64) if schools else None
         self.n_ids = start if schools else result.arrays.n_clusters
-        self.totals = np.concatenate([self.z[rows].sum(axis=0) for rows in self.block_slices])
-        coef = np.zeros((self.n_blocks, padded_width, blocks.n_columns))
-        coef[:, :width] = blocks.coef
-        self.coef = coef.reshape(-1, blocks.n_columns) / result.n_units
-        if combine is not None:  # draws of basis combinations: fold them into the coefficients
-            self.coef = self.coef @ combine
+        self._blocks = blocks
+        self._width = padded_width
+        self._n_units = result.n_units
 
-    def draws(self, v: np.ndarray) -> np.ndarray:
-        """Bootstrap draws (draws × basis columns) for explicit weights ``v`` (draws × :attr:`n_ids`)."""
+    @cached_property
+    def totals(self) -> np.ndarray:
+        """``Σ_i Z_i`` of every block, blocks after blocks (length ``n_blocks × width``)."""
+        return np.concatenate([self.z[rows].sum(axis=0) for rows in self.block_slices])
+
+    @cached_property
+    def coef(self) -> np.ndarray:
+        """Coefficients of the basis on the blocks' sums, shape ``(n_blocks × width, n_basis)``, divided by ``n``."""
+        blocks = self._blocks
+        coef = np.zeros((self.n_blocks, self._width, blocks.n_columns))
+        coef[:, : blocks.coef.shape[1]] = blocks.coef
+        return coef.reshape(-1, blocks.n_columns) / self._n_units
+
+    def _combined(self, combine: np.ndarray | None) -> np.ndarray:
+        return self.coef if combine is None else self.coef @ combine
+
+    def draws(self, v: np.ndarray, combine: np.ndarray | None = None) -> np.ndarray:
+        """Bootstrap draws (draws × basis columns, or of ``basis @ combine``) for explicit weights ``v``
+        (draws × :attr:`n_ids`)."""
         sums = np.stack([v[:, self.ids[rows]] @ self.z[rows] for rows in self.block_slices], axis=1)
-        return sums.reshape(len(v), -1) @ self.coef
+        return sums.reshape(len(v), -1) @ self._combined(combine)
 
-    def draws_from_high_sums(self, high: np.ndarray, value_low: float, value_high: float) -> np.ndarray:
+    def draws_from_high_sums(
+        self, high: np.ndarray, value_low: float, value_high: float, combine: np.ndarray | None = None
+    ) -> np.ndarray:
         """:meth:`draws` for two-point weights, from the sums over the rows whose weight is high.
 
-        ``Σ_i v_i Z_i = low·Σ_i Z_i + (high − low)·Σ_{i: high} Z_i`` per block.
+        ``high`` has shape ``(draws, n_blocks, width)``, or ``(draws, n_blocks × width)`` (which may be a view
+        of longer rows: it is not copied).  ``Σ_i v_i Z_i = low·Σ_i Z_i + (high − low)·Σ_{i: high} Z_i`` per block, so the draws are
+        ``(high − low)·H C + low·(Σ Z) C`` with ``C`` the coefficients.
         """
-        return (value_low * self.totals + (value_high - value_low) * high.reshape(len(high), -1)) @ self.coef
+        coef = self._combined(combine)
+        rows = high.reshape(len(high), -1)
+        shift = value_low * (self.totals @ coef)
+        out = np.empty((len(rows), coef.shape[1]))
+
+        def fill(part: slice) -> None:
+            np.matmul(rows[part], coef, out=out[part])
+            out[part] *= value_high - value_low
+            out[part] += shift
+
+        half = len(rows) // 2  # the same split with or without the helper thread: the same numbers
+        _helper_thread.run_both(lambda: fill(slice(0, half)), lambda: fill(slice(half, None)))
+        return out

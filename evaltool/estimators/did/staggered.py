@@ -114,7 +114,7 @@ class GroupTimeResult:
     def basis_cov(self) -> np.ndarray:
         """Analytic clustered covariance of the basis columns, ``Σ_c S_c'S_c / n²`` (``S_c``: cluster sums)."""
         if self.blocks is not None and self.schools_are_clusters:
-            cross = self.blocks.block_cross.sum(axis=0)
+            cross = self.blocks.cross()
         else:
             sums = self.cluster_sums()
             cross = sums.T @ sums
@@ -141,18 +141,20 @@ class GroupTimeResult:
         index = np.arange(self.n_cells)[cells]
         return self.basis_cov[np.ix_(index, index)]
 
-    def cross_by_group(self, groups: list[np.ndarray], cells: np.ndarray) -> list[np.ndarray]:
-        """``Σ_{c∈h} S_c'S_c / n²`` for each group ``h`` of clusters (boolean masks), over the ``cells`` given."""
+    def cross_by_group(self, group: np.ndarray, n_groups: int, cells: np.ndarray) -> list[np.ndarray]:
+        """``Σ_{c∈h} S_c'S_c / n²`` for each group ``h`` of clusters, over the ``cells`` given.
+
+        ``group``: each cluster's group (``0 … n_groups − 1``; ``-1`` for none).
+        """
         index = np.arange(self.n_cells)[cells]
         if self.blocks is not None and self.schools_are_clusters:
             # A school's cluster is the school: when every group is a union of whole cohort blocks, its cross
             # product is the sum of those blocks' (no schools × cells matrix needed).
-            picks = [_whole_blocks(group, self.blocks.rows) for group in groups]
-            if all(pick is not None for pick in picks):
-                cross = self.blocks.block_cross[:, index][:, :, index]
-                return [cross[pick].sum(axis=0) / self.n_units**2 for pick in picks]
+            picks = _whole_blocks(group, n_groups, self.arrays.cohort_index[1], len(self.blocks.rows))
+            if picks is not None:
+                return [self.blocks.cross(index, pick) / self.n_units**2 for pick in picks]
         sums = self.cluster_sums(index)
-        return [sums[g].T @ sums[g] / self.n_units**2 for g in groups]
+        return [sums[group == h].T @ sums[group == h] / self.n_units**2 for h in range(n_groups)]
 
     def cohort_square_sums(self, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``Σ_i ψ_ik²`` over each cohort's schools for the ``cells`` given, and each school's cohort code.
@@ -162,8 +164,7 @@ class GroupTimeResult:
         index = np.arange(self.n_cells)[cells]
         _, code = self.arrays.cohort_index
         if self.blocks is not None:
-            diagonal = np.einsum("bkk->bk", self.blocks.block_cross)
-            return diagonal[:, index], code
+            return self.blocks.square_sums(index), code
         psi2 = self.influence[:, index] ** 2
         onehot = np.eye(code.max() + 1)[code]
         return onehot.T @ psi2, code
@@ -175,15 +176,16 @@ class GroupTimeResult:
         return staggered_pretrend_test(self, reference=reference)
 
 
-def _whole_blocks(group: np.ndarray, rows: tuple[np.ndarray, ...]) -> np.ndarray | None:
-    """Which blocks a mask over schools covers, or ``None`` if it covers part of a block."""
-    covered = []
-    for block_rows in rows:
-        inside = group[block_rows]
-        if inside.any() and not inside.all():
-            return None
-        covered.append(bool(inside.any()))
-    return np.array(covered, dtype=bool)
+def _whole_blocks(group: np.ndarray, n_groups: int, block: np.ndarray, n_blocks: int) -> np.ndarray | None:
+    """Which blocks each group of schools covers (``(n_groups, n_blocks)`` masks), or ``None`` if a block is split.
+
+    ``group``: each school's group (``-1`` for none); ``block``: each school's block.
+    """
+    pairs = np.bincount(block * (n_groups + 1) + (group + 1), minlength=n_blocks * (n_groups + 1))
+    counts = pairs.reshape(n_blocks, n_groups + 1)  # schools of each block in each group (none first)
+    if ((counts > 0).sum(axis=1) > 1).any():
+        return None
+    return (counts[:, 1:] > 0).T
 
 
 def cluster_sum(columns: np.ndarray, clusters: np.ndarray, n_clusters: int) -> np.ndarray:
@@ -333,7 +335,8 @@ def att_gt(
         jt = np.array([period_index[int(t)] for t in years], dtype=int)
         jb = np.array([period_index[int(b)] for b in bases], dtype=int)
         specs.append((g, years, bases, jt, jb))
-    shares = np.array([np.mean(cohort == g) for g in cohorts])
+    block_cohorts, code = arrays.cohort_index
+    shares = np.bincount(code, minlength=len(block_cohorts))[np.searchsorted(block_cohorts, cohorts)] / len(cohort)
     cohort_share = {float(g): float(p) for g, p in zip(cohorts, shares, strict=True)}
 
     blocks = None
@@ -357,11 +360,11 @@ def att_gt(
             "n_control": n0.astype(int),
         }
     )
-    empty = cells.loc[cells["att"].isna()]
+    empty = np.flatnonzero(np.isnan(att))
     if len(empty):
         warnings.append(
             f"{len(empty)} group-time cells have no joining or no comparison schools observed in both years and are "
-            f"left out (e.g. cohort {empty['cohort'].iloc[0]:.0f}, year {empty['year'].iloc[0]})."
+            f"left out (e.g. cohort {cohort_of_cell[empty[0]]:.0f}, year {years[empty[0]]})."
         )
     result = GroupTimeResult(
         cells=cells,

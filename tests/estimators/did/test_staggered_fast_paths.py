@@ -171,3 +171,137 @@ def test_sorted_panel_layout_rejects_a_varying_join_year():
     frame.loc[3, "join_year"] = 2006.0  # one row of a never-joined county
     with pytest.raises(DataError, match=r"join_year differs between rows of the same school \(e.g. 8001\)"):
         panel_arrays(frame, "lemp")
+
+
+def _mpdta_result(**options):
+    from evaltool.estimators.did.staggered import att_gt
+
+    frame = pd.read_csv(REFERENCE / "mpdta.csv").rename(columns={"countyreal": "school", "first.treat": "join_year"})
+    frame["join_year"] = frame["join_year"].replace(0, np.nan)
+    frame["state"] = (frame["school"] // 1000).astype(str)
+    return att_gt(frame, "lemp", **options)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 9, 999, 1000])
+def test_iqr_se_equals_numpys_type_1_quartiles(n):
+    from evaltool.estimators.did.bootstrap import _IQR_NORMAL, iqr_se
+
+    draws = np.round(np.random.default_rng(n).normal(size=(n, 7)), 1)  # ties
+    draws[:, 1] = 0.0  # degenerate: NaN
+    draws[0, 2] = np.nan  # a NaN draw: NaN
+    q75, q25 = np.quantile(draws, [0.75, 0.25], axis=0, method="inverted_cdf")
+    expected = np.where(np.abs(draws).max(axis=0) > 0, (q75 - q25) / _IQR_NORMAL, np.nan)
+    np.testing.assert_array_equal(iqr_se(draws), expected)
+
+
+def test_chunks_cover_every_group_once_within_one_block():
+    from evaltool.estimators.did._multiplier import chunk_bounds
+
+    block_of_group = np.repeat([0, 1, 3, 4], [700, 3, 1, 257])  # block 2 has no rows
+    chunks = chunk_bounds(block_of_group, 5, max_groups=256)
+    assert list(chunks[:5, 2]) == [0, 1, 2, 3, 4]  # each block's first chunk, in block order
+    covered = np.concatenate([np.arange(lo, hi) for lo, hi, _ in chunks])
+    np.testing.assert_array_equal(np.sort(covered), np.arange(len(block_of_group)))
+    for lo, hi, b in chunks:
+        assert hi - lo <= 256 and (block_of_group[lo:hi] == b).all()
+
+
+@pytest.mark.parametrize("cluster", ["school", "state"])
+def test_chunked_sums_do_not_depend_on_the_helper_thread(cluster):
+    from evaltool.estimators.did._multiplier import ChunkedSums
+    from evaltool.estimators.did.bootstrap import _BlockPlan, two_point
+
+    plan = _BlockPlan(_mpdta_result(cluster=cluster))
+    k = two_point("mammen")[0]
+    runs = [
+        ChunkedSums(plan.z, plan.ids, plan.block_of_group, plan.n_blocks, key=7, k=k, n_draws=53, helper=helper).result()
+        for helper in (False, True, True)
+    ]
+    for other in runs[1:]:
+        np.testing.assert_array_equal(other[:, : plan.n_blocks], runs[0][:, : plan.n_blocks])  # bit for bit
+
+
+def test_cancelled_sums_refuse_to_give_a_result():
+    from evaltool.estimators.did._multiplier import ChunkedSums
+    from evaltool.estimators.did.bootstrap import _BlockPlan
+
+    plan = _BlockPlan(_mpdta_result())
+    sums = ChunkedSums(plan.z, plan.ids, plan.block_of_group, plan.n_blocks, key=7, k=3, n_draws=5, helper=False)
+    sums.cancel()
+    with pytest.raises(RuntimeError, match="cancelled"):
+        sums.result()
+
+
+def test_pending_draws_of_combinations_equal_the_basis_draws_times_the_combination():
+    from evaltool.estimators.did.bootstrap import start_group_time_draws
+
+    result = _mpdta_result(control_group="not_yet_joined")
+    combination = np.random.default_rng(2).normal(size=(result.n_basis, 4))
+    basis = start_group_time_draws(result, n_draws=41, rng=np.random.default_rng(5)).draws()
+    combined = start_group_time_draws(result, n_draws=41, rng=np.random.default_rng(5)).draws(combination)
+    np.testing.assert_allclose(combined, basis @ combination, rtol=1e-12, atol=1e-14)
+
+
+def test_run_both_passes_on_either_error_and_waits_for_the_helper():
+    import threading
+
+    from evaltool.estimators.did import _helper_thread
+
+    done = threading.Event()
+
+    def slow_then_done():
+        done.wait(0.05)
+        done.set()
+        return 1
+
+    def fail():
+        raise ValueError("on this thread")
+
+    with pytest.raises(ValueError, match="on this thread"):
+        _helper_thread.run_both(slow_then_done, fail)
+    assert done.is_set()  # the helper's task had ended before the error reached the caller
+    with pytest.raises(KeyError):
+        _helper_thread.run_both(lambda: {}["missing"], lambda: 2)
+    assert _helper_thread.run_both(lambda: 1, lambda: 2) == (1, 2)
+
+
+def test_an_error_after_the_bootstrap_started_cancels_it(monkeypatch):
+    import evaltool.estimators.did.did_staggered as module
+    from evaltool.errors import EstimationError
+    from evaltool.estimators.did.bootstrap import PendingDraws
+
+    cancelled = []
+    monkeypatch.setattr(PendingDraws, "cancel", lambda self: cancelled.append(True))
+
+    def broken(*args, **kwargs):
+        raise EstimationError("aggregation failed", user_error=True)
+
+    monkeypatch.setattr(module, "aggregate", broken)
+    frame = pd.read_csv(REFERENCE / "mpdta.csv").rename(columns={"countyreal": "school", "first.treat": "join_year"})
+    frame["join_year"] = frame["join_year"].replace(0, np.nan)
+    options = DidStaggeredOptions(name="x", method="did_staggered", bootstrap_draws=99, placebo_shift=None)
+    with pytest.raises(EstimationError, match="aggregation failed"):
+        fit_did_staggered(frame, "lemp", options=options, rng=np.random.default_rng(0))
+    assert cancelled == [True]
+
+
+@pytest.mark.parametrize("rank", [0, 1, 4, 6])
+def test_rank_and_pinv_from_one_decomposition_equal_numpys(rank):
+    from evaltool.diagnostics.pretrends import _rank_and_pinv
+
+    factor = np.random.default_rng(rank).normal(size=(6, rank))
+    matrix = factor @ factor.T
+    got_rank, inverse = _rank_and_pinv(matrix)
+    assert got_rank == np.linalg.matrix_rank(matrix)
+    np.testing.assert_allclose(inverse, np.linalg.pinv(matrix), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("cluster", ["school", "state"])
+def test_stratum_groups_equal_the_sorted_strata(cluster):
+    from evaltool.diagnostics.pretrends import _stratum_groups, cluster_strata
+
+    result = _mpdta_result(cluster=cluster)
+    keys, expected = np.unique(cluster_strata(result), return_inverse=True, equal_nan=True)
+    group, n_groups = _stratum_groups(result)
+    assert n_groups == len(keys)
+    np.testing.assert_array_equal(group, expected)
