@@ -16,8 +16,8 @@ Everything the estimator needs from the influence functions then follows from su
 - each bootstrap draw :math:`\\sum_i v_i \\psi_i = \\sum_b (\\sum_i v_i [\\tilde Y_i, 1])\\, C_b`.
 
 Working with centred changes rather than levels keeps the sums well conditioned: the large, persistent
-differences in level between schools never enter, so nothing cancels (the bootstrap forms its products in
-single precision, :mod:`.bootstrap`).
+differences in level between schools never enter, so nothing cancels when the bootstrap adds thousands of
+rows per draw (:mod:`._multiplier`).
 Written by hand: no library exposes the Callaway–Sant'Anna influence functions in this factored form.
 """
 

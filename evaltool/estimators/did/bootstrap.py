@@ -15,7 +15,9 @@ the current one is multiplied (:func:`pipelined_draws`), with the same draws as
 one thread.  Without covariates on a fully observed panel the influence
 functions are in cohort-block form (:mod:`.blocks`) and a compiled loop
 (:mod:`._multiplier`) sums the blocks' rows under counter-based weights, never
-storing the draws × schools weights.
+storing the draws × schools weights; it starts on a helper thread (:func:`start_group_time_draws`) so the
+caller can compute the aggregations meanwhile, and the product with the coefficients and the sorting for the
+quartiles are split between the two threads, always the same way (the draws do not depend on the cores).
 """
 
 from __future__ import annotations
@@ -70,12 +72,36 @@ class BootstrapResult:
         """Standard errors and sup-t critical value for a subset of parameters."""
         return self.std_error[columns], sup_t_crit(self.draws[:, columns], self.std_error[columns], alpha)
 
+    def bands(self, ranges: list[tuple[int, int]], alpha: float = 0.05) -> list[float]:
+        """The sup-t critical value of each contiguous range ``[start, stop)`` of parameters, as :meth:`band`'s.
+
+        One pass over the draws for all ranges: ``|θ*_k − θ̂_k| / se_k`` of the usable parameters, then the
+        maximum within each range per draw.
+        """
+        ok = _usable_se(self.std_error)
+        used = np.flatnonzero(ok)
+        t = np.abs(self.draws[:, used]) / self.std_error[used]
+        crits = []
+        for start, stop in ranges:  # one step per range (a handful)
+            lo, hi = np.searchsorted(used, [start, stop])
+            if hi == lo:
+                crits.append(float("nan"))
+                continue
+            t_max = t[:, lo:hi].max(axis=1)
+            crits.append(float(np.quantile(t_max, 1 - alpha, method="inverted_cdf")))
+        return crits
+
     @classmethod
-    def from_draws(cls, draws: np.ndarray, *, weights: str, n_clusters: int, alpha: float = 0.05) -> BootstrapResult:
-        """Standard errors and the sup-t critical value of centred draws ``θ* − θ̂`` (draws × parameters)."""
+    def from_draws(
+        cls, draws: np.ndarray, *, weights: str, n_clusters: int, alpha: float = 0.05, overall_band: bool = True
+    ) -> BootstrapResult:
+        """Standard errors and the sup-t critical value of centred draws ``θ* − θ̂`` (draws × parameters).
+
+        ``overall_band=False`` leaves ``crit`` NaN (for callers that only want bands of subsets: :meth:`bands`).
+        """
         se = iqr_se(draws)
-        return cls(std_error=se, crit=sup_t_crit(draws, se, alpha), draws=draws, n_draws=len(draws), weights=weights,
-                   n_clusters=n_clusters)
+        crit = sup_t_crit(draws, se, alpha) if overall_band else float("nan")
+        return cls(std_error=se, crit=crit, draws=draws, n_draws=len(draws), weights=weights, n_clusters=n_clusters)
 
 
 def iqr_se(draws: np.ndarray) -> np.ndarray:
@@ -169,9 +195,14 @@ def pipelined_draws(
     return draws
 
 
+def _usable_se(se: np.ndarray) -> np.ndarray:
+    """Parameters with a positive bootstrap SE (those in a uniform band)."""
+    return np.isfinite(se) & (se > np.sqrt(np.finfo(float).eps) * 10)
+
+
 def sup_t_crit(draws: np.ndarray, se: np.ndarray, alpha: float) -> float:
     """``1 − α`` quantile (inverse empirical CDF, R type 1) of the maximum |t| across parameters."""
-    ok = np.isfinite(se) & (se > np.sqrt(np.finfo(float).eps) * 10)
+    ok = _usable_se(se)
     if not ok.any():
         return float("nan")
     t_max = np.max(np.abs(draws[:, ok] / se[ok]), axis=1)

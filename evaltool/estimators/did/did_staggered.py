@@ -233,15 +233,17 @@ def _inference(
         # Every block's draws in one product and one pass of quantiles; bands are per block.
         draws = pending.draws(np.column_stack(list(coefs.values())))
         every = BootstrapResult.from_draws(
-            draws, weights=options.bootstrap_weights, n_clusters=arrays.n_clusters, alpha=alpha
+            draws, weights=options.bootstrap_weights, n_clusters=arrays.n_clusters, alpha=alpha, overall_band=False
         )
-        start = 0
-        for name, coef in coefs.items():
-            columns = np.arange(start, start + coef.shape[1])
-            start += coef.shape[1]
-            k = coef.shape[1] - (name != "att_gt")
-            se, crit = every.band(columns[:k], alpha)
-            blocks[name] = {"se": se, "crit": crit, "overall_se": float(every.std_error[columns[-1]])}
+        ends = np.cumsum([coef.shape[1] for coef in coefs.values()])
+        # A block's band covers its elements, not its overall parameter (the last column of an aggregation).
+        ranges = [
+            (int(end - coef.shape[1]), int(end - (name != "att_gt")))
+            for (name, coef), end in zip(coefs.items(), ends, strict=True)
+        ]
+        crits = every.bands(ranges, alpha)
+        for (name, _), (start, stop), end, crit in zip(coefs.items(), ranges, ends, crits, strict=True):
+            blocks[name] = {"se": every.std_error[start:stop], "crit": crit, "overall_se": float(every.std_error[end - 1])}
         blocks["description"] = (
             f"multiplier bootstrap ({options.bootstrap_draws} {options.bootstrap_weights} draws, clustered by "
             f"{arrays.cluster_note}, {arrays.n_clusters} clusters)"

@@ -305,3 +305,35 @@ def test_stratum_groups_equal_the_sorted_strata(cluster):
     group, n_groups = _stratum_groups(result)
     assert n_groups == len(keys)
     np.testing.assert_array_equal(group, expected)
+
+
+def test_bands_of_ranges_equal_each_ranges_own_band():
+    from evaltool.estimators.did.bootstrap import BootstrapResult
+
+    draws = np.random.default_rng(4).normal(size=(300, 12)) * np.arange(1, 13)
+    draws[:, 3] = 0.0  # no variance: left out of every band
+    draws[:, 8:10] = 0.0  # a range with no usable parameter: NaN
+    result = BootstrapResult.from_draws(draws, weights="mammen", n_clusters=300, overall_band=False)
+    assert np.isnan(result.crit)
+    ranges = [(0, 5), (5, 8), (8, 10), (10, 12), (0, 12)]
+    for (start, stop), crit in zip(ranges, result.bands(ranges, 0.1), strict=True):
+        expected = result.band(slice(start, stop), 0.1)[1]
+        assert crit == expected or (np.isnan(crit) and np.isnan(expected))
+
+
+def test_fit_is_the_same_without_the_helper_thread(monkeypatch):
+    from evaltool.estimators.did import _helper_thread
+
+    frame = pd.read_csv(REFERENCE / "mpdta.csv").rename(columns={"countyreal": "school", "first.treat": "join_year"})
+    frame["join_year"] = frame["join_year"].replace(0, np.nan)
+    options = DidStaggeredOptions(name="x", method="did_staggered", bootstrap_draws=199, placebo_shift=None)
+
+    def fit():
+        estimates, diagnostics, _, _ = fit_did_staggered(frame, "lemp", options=options, rng=np.random.default_rng(3))
+        return estimates, diagnostics["group_time"]
+
+    with_helper = fit()
+    monkeypatch.setattr(_helper_thread, "available", lambda: False)
+    alone = fit()
+    assert with_helper[0] == alone[0]  # every field of every estimate, bit for bit
+    pd.testing.assert_frame_equal(with_helper[1], alone[1], check_exact=True)
