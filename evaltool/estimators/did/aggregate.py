@@ -64,6 +64,12 @@ class Aggregate:
         return self.result.basis @ self.coef[:, -1]
 
 
+def _positions(values: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Index in ``values`` (distinct, any order) of each of ``targets`` (all present)."""
+    order = np.argsort(values)
+    return order[np.searchsorted(values[order], targets)]
+
+
 class _Combiner:
     r"""Builds basis coefficients of cohort-share-weighted means of cells.
 
@@ -79,8 +85,7 @@ class _Combiner:
         cells = result.cells
         self.n_cells = len(cells)
         self.cohorts = np.array(list(result.cohort_share))
-        self.index = {float(g): j for j, g in enumerate(self.cohorts)}
-        self.cell_cohort = np.searchsorted(self.cohorts, cells["cohort"].to_numpy())  # cohort_share is sorted
+        self.cell_cohort = _positions(self.cohorts, cells["cohort"].to_numpy())
         self.share = np.array(list(result.cohort_share.values()))
         self.att = cells["att"].to_numpy()
         self.size = self.n_cells + len(self.cohorts)
@@ -172,7 +177,7 @@ def aggregate(
         member = post[:, None] & (g[:, None] == groups[None, :])  # cells × cohorts
         element = comb.plain_means(member)
         values = (np.where(member, att[:, None], 0.0)).sum(axis=0) / member.sum(axis=0)
-        overall = comb.share_weighted_elements(element, values, np.searchsorted(comb.cohorts, groups))
+        overall = comb.share_weighted_elements(element, values, _positions(comb.cohorts, groups))
     else:
         label_of = e if kind == "dynamic" else t
         keep = window if kind == "dynamic" else post
