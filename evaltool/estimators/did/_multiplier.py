@@ -220,22 +220,3 @@ class ChunkedSums:
         for c in range(self.n_blocks, len(self.chunks)):  # the extra chunks, in order
             out[:, self.chunks[c, 2]] += out[:, c]
         return out
-
-
-def high_sums(
-    z: np.ndarray,
-    ids: np.ndarray,
-    block_of_group: np.ndarray,
-    n_blocks: int,
-    *,
-    key: int,
-    k: int,
-    n_draws: int,
-    threads: int = 1,
-) -> np.ndarray:
-    """Per draw and block, the sum of the rows whose cluster's weight is high: ``(n_draws, n_blocks, width)``.
-
-    :class:`ChunkedSums` run to the end (``threads`` > 1 uses the helper thread; the result is the same).
-    """
-    sums = ChunkedSums(z, ids, block_of_group, n_blocks, key=key, k=k, n_draws=n_draws, helper=threads > 1)
-    return np.ascontiguousarray(sums.result()[:, :n_blocks])

@@ -22,12 +22,11 @@ quartiles are split between the two threads, always the same way (the draws do n
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Literal
 
 import numpy as np
@@ -172,26 +171,28 @@ def pipelined_draws(
 ) -> np.ndarray:
     """Draws ``(n_draws, n_columns)`` in chunks: ``combine(*generate(rng, m))`` gives ``m`` draws.
 
-    With two or more cores a helper thread generates the next chunks' weights (random bits and elementwise
-    numpy, which release the GIL) while this thread multiplies the current chunk (BLAS on one thread:
-    OpenBLAS calls from two threads at once serialise).  Chunks are generated in order from ``rng`` by the
+    With two or more cores the helper thread (:mod:`._helper_thread`) generates the next chunks' weights
+    (random bits and elementwise numpy, which release the GIL) while this thread multiplies the current chunk
+    (BLAS on one thread: OpenBLAS calls from two threads at once serialise).  Chunks are generated in order from ``rng`` by the
     one helper, so the draws are the same with or without it.
     """
     sizes = [min(chunk, n_draws - start) for start in range(0, n_draws, chunk)]
     starts = np.cumsum([0, *sizes])
     draws = np.empty((n_draws, n_columns))
-    if (os.cpu_count() or 1) < 2 or len(sizes) < 2:
+    if not _helper_thread.available() or len(sizes) < 2:
         for j, m in enumerate(sizes):
             draws[starts[j] : starts[j + 1]] = combine(*generate(rng, m))
         return draws
     lookahead = 2
-    with ThreadPoolExecutor(max_workers=1) as helper:
-        pending = deque(helper.submit(generate, rng, m) for m in sizes[:lookahead])
+    pending = deque(_helper_thread.submit(partial(generate, rng, m)) for m in sizes[:lookahead])
+    try:
         for j in range(len(sizes)):
             weights = pending.popleft().result()  # re-raises the helper's exception, if any
             if j + lookahead < len(sizes):
-                pending.append(helper.submit(generate, rng, sizes[j + lookahead]))
+                pending.append(_helper_thread.submit(partial(generate, rng, sizes[j + lookahead])))
             draws[starts[j] : starts[j + 1]] = combine(*weights)
+    finally:
+        wait(pending)  # the helper never keeps drawing from ``rng`` after this returns
     return draws
 
 

@@ -53,7 +53,7 @@ def test_pipelined_draws_do_not_depend_on_threads(monkeypatch):
         return z * 2
 
     threaded = bootstrap.pipelined_draws(101, 3, np.random.default_rng(5), 8, generate, combine)
-    monkeypatch.setattr(bootstrap.os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(bootstrap._helper_thread, "available", lambda: False)
     serial = bootstrap.pipelined_draws(101, 3, np.random.default_rng(5), 8, generate, combine)
     np.testing.assert_array_equal(threaded, serial)
     np.testing.assert_array_equal(serial, 2 * np.random.default_rng(5).normal(size=(101, 3)))  # in order, no gaps
@@ -86,7 +86,7 @@ def test_estimates_equal_from_normal_field_by_field():
 @pytest.mark.parametrize("cluster", ["school", "state"])
 @pytest.mark.parametrize("kind", ["mammen", "rademacher"])
 def test_compiled_sums_equal_draws_with_the_generators_weights(kind, cluster):
-    from evaltool.estimators.did._multiplier import high_sums, high_weights
+    from evaltool.estimators.did._multiplier import ChunkedSums, high_weights
     from evaltool.estimators.did.bootstrap import _BlockPlan, two_point
     from evaltool.estimators.did.staggered import att_gt
 
@@ -100,10 +100,10 @@ def test_compiled_sums_equal_draws_with_the_generators_weights(kind, cluster):
     # The weights of the numpy reference generator, one per cluster (or position), as a plain matrix ...
     is_high = high_weights(key, np.arange(plan.n_ids), n_draws, k)
     expected = plan.draws(np.where(is_high, high, low))
-    # ... give the same draws as the compiled loop, whatever the number of threads.
-    for threads in (1, 2, 3):
-        sums = high_sums(plan.z, plan.ids, plan.block_of_group, plan.n_blocks, key=key, k=k, n_draws=n_draws,
-                         threads=threads)
+    # ... give the same draws as the compiled loop, with or without the helper thread.
+    for helper in (False, True):
+        sums = ChunkedSums(plan.z, plan.ids, plan.block_of_group, plan.n_blocks, key=key, k=k, n_draws=n_draws,
+                           helper=helper).result()[:, : plan.n_blocks]
         np.testing.assert_allclose(plan.draws_from_high_sums(sums, low, high), expected, rtol=1e-10, atol=1e-13)
 
 
