@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from evaltool.config.inference import InferenceOptions, move_cluster_shorthand
+
 IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
 
 #: Names the data layer gives the mapped columns internally.  Outcome and
@@ -186,6 +188,18 @@ class AnalysisBase(ConfigModel):
     """Free text shown in the report."""
     heterogeneity: HeterogeneityOptions | None = None
     """Optional subgroup analysis (effects by pupil subgroup, Holm/BH-adjusted p-values, forest plot)."""
+    inference: InferenceOptions = Field(default_factory=InferenceOptions)
+    """How standard errors are computed: cluster level, small-sample correction, few-cluster method (see docs: Inference)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cluster_shorthand(cls, data: Any) -> Any:
+        return move_cluster_shorthand(data)
+
+    @property
+    def cluster(self) -> str | tuple[str, str]:
+        """The requested cluster level(s) (``inference.cluster``)."""
+        return self.inference.cluster
 
     @field_validator("name")
     @classmethod

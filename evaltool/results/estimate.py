@@ -37,6 +37,10 @@ TIDY_COLUMNS: tuple[str, ...] = (
     "effect_size",
     "effect_size_ci_lower",
     "effect_size_ci_upper",
+    "cluster",
+    "n_clusters",
+    "se_correction",
+    "se_method",
 )
 
 
@@ -71,6 +75,10 @@ class EffectEstimate:
     effect_size, effect_size_ci_lower, effect_size_ci_upper
         The estimate and its interval as a standardised effect size (Hedges'
         g); ``None`` where the outcome has no standardiser.
+    cluster, n_clusters, se_correction, se_method
+        The inference in fields (see :class:`evaltool.estimators.inference.Inference`): cluster level
+        (``""`` when the method does not cluster), number of clusters, small-sample correction and variance
+        method.  Every estimate with a standard error states them.
     """
 
     term: str
@@ -91,6 +99,10 @@ class EffectEstimate:
     effect_size: float | None = None
     effect_size_ci_lower: float | None = None
     effect_size_ci_upper: float | None = None
+    cluster: str = ""
+    n_clusters: int | None = None
+    se_correction: str = ""
+    se_method: str = ""
 
     @classmethod
     def from_normal(
@@ -270,7 +282,7 @@ class AnalysisResult:
             for e in self.estimates
         ]
         frame = pd.DataFrame(rows, columns=list(TIDY_COLUMNS))
-        return frame.astype({"n_treated": "Int64", "n_control": "Int64", "n_obs": "Int64"})
+        return frame.astype({"n_treated": "Int64", "n_control": "Int64", "n_obs": "Int64", "n_clusters": "Int64"})
 
     def estimate(self, term: str | None = None, subgroup: str = "all") -> EffectEstimate:
         """The single estimate for ``term`` (the first one if ``None``)."""

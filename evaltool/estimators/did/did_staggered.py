@@ -24,6 +24,7 @@ from evaltool.estimators.common import design_problems, result_for
 from evaltool.estimators.did.aggregate import Aggregate, aggregate
 from evaltool.estimators.did.bootstrap import BootstrapResult, PendingDraws, start_group_time_draws
 from evaltool.estimators.did.staggered import GroupTimeResult, att_gt
+from evaltool.estimators.inference import requested_levels
 from evaltool.estimators.registry import Method, register
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
@@ -57,8 +58,6 @@ class DidStaggeredOptions(AnalysisBase):
     """Pre-joining cells compare consecutive years ('varying', as R did) or all use the year before joining ('universal')."""
     unbalanced: Literal["balance", "available_pairs"] = "balance"
     """'balance': drop schools missing any year (reported); 'available_pairs': each cell uses schools seen in both its years."""
-    cluster: Literal["school", "trust", "local_authority"] = "school"
-    """Level at which the bootstrap and standard errors are clustered; schools without a trust are their own cluster."""
     bootstrap_draws: int = Field(default=999, ge=0, le=100_000)
     """Multiplier-bootstrap draws (0: analytic standard errors and no uniform bands)."""
     bootstrap_weights: Literal["mammen", "rademacher"] = "mammen"
@@ -129,7 +128,7 @@ def _fit(
         est_method=options.est_method,
         base_period=options.base_period,
         unbalanced=options.unbalanced,
-        cluster=options.cluster,
+        cluster=requested_levels(options, frame)[0],
         stage=options.name,
     )
     _check_window(gt, options)
@@ -180,7 +179,7 @@ def _fit(
             anticipation=options.anticipation,
             covariates=tuple(options.covariates),
             est_method=options.est_method,
-            cluster=options.cluster,
+            cluster=requested_levels(options, frame)[0],
             stage=f"{options.name} (placebo)",
         )
     sample = gt.sample

@@ -26,6 +26,7 @@ from evaltool.errors import EstimationError
 from evaltool.estimators.common import few_clusters_warning, result_for
 from evaltool.estimators.did.bootstrap import sup_t_crit
 from evaltool.estimators.did.twfe import TwfeOptionsBase, fit_panel_ols, prepare_twfe_sample
+from evaltool.estimators.inference import requested_levels
 from evaltool.estimators.registry import Method, register
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
@@ -119,12 +120,13 @@ def fit_event_study(
     warnings: list[str] = []
     data = prepare_twfe_sample(frame, outcome, list(options.covariates), sample, stage)
     data, names, times = event_time_dummies(data, options.window, options.reference, options.bin_endpoints, sample, stage)
+    level, by_year, _ = requested_levels(options, frame)
     fit, n_clusters, note, smallest = fit_panel_ols(
         data,
         outcome,
         [*names, *options.covariates],
-        cluster=options.cluster,
-        cluster_by_year=options.cluster_by_year,
+        cluster=level,
+        cluster_by_year=by_year,
         regressor_labels={n: f"event time {k}" for n, k in zip(names, times, strict=True)},
     )
     if n_clusters < 30:

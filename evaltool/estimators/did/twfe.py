@@ -21,6 +21,7 @@ from pydantic import Field
 from evaltool.config.models import AnalysisBase
 from evaltool.errors import EstimationError
 from evaltool.estimators.common import cluster_ids, design_problems, few_clusters_warning, result_for
+from evaltool.estimators.inference import requested_levels
 from evaltool.estimators.registry import Method, register
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
@@ -34,10 +35,6 @@ class TwfeOptionsBase(AnalysisBase):
 
     covariates: list[str] = Field(default_factory=list)
     """Time-varying covariates (from columns.covariates) added to the regression."""
-    cluster: Literal["school", "trust", "local_authority"] = "school"
-    """Level at which standard errors are clustered; schools without a trust are their own cluster."""
-    cluster_by_year: bool = False
-    """Also cluster by year (two-way clustering, Cameron-Gelbach-Miller)."""
     ci_level: float = Field(default=0.95, gt=0.5, lt=1.0)
     """Confidence level of the intervals."""
 
@@ -253,12 +250,13 @@ def fit_did_twfe(
 
 def run(context: AnalysisContext) -> AnalysisResult:
     spec: DidTwfeOptions = context.spec  # type: ignore[assignment]
+    level, by_year, _ = requested_levels(spec, context.panel.frame)
     estimate, diagnostics, sample, warnings = fit_did_twfe(
         context.panel.frame,
         context.outcome,
         covariates=spec.covariates,
-        cluster=spec.cluster,
-        cluster_by_year=spec.cluster_by_year,
+        cluster=level,
+        cluster_by_year=by_year,
         ci_level=spec.ci_level,
         stage=spec.name,
     )

@@ -21,6 +21,7 @@ from evaltool.config.models import AnalysisBase
 from evaltool.diagnostics.balance import balance_table
 from evaltool.errors import EstimationError
 from evaltool.estimators.common import cluster_ids, design_problems, few_clusters_warning, result_for
+from evaltool.estimators.inference import requested_levels
 from evaltool.estimators.registry import Method, register
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
@@ -39,8 +40,6 @@ class Did2x2Options(AnalysisBase):
     """Years averaged as the 'after' period; every treated school has joined by the first of them."""
     comparison: Literal["never_joined", "not_yet_joined"] = "never_joined"
     """Comparison schools: 'never_joined', or 'not_yet_joined' (also schools joining after the last post year)."""
-    cluster: Literal["school", "trust", "local_authority"] = "school"
-    """Level at which standard errors are clustered; schools without a trust are their own cluster."""
     ci_level: float = Field(default=0.95, gt=0.5, lt=1.0)
     """Confidence level of the intervals."""
 
@@ -307,7 +306,7 @@ def run(context: AnalysisContext) -> AnalysisResult:
         pre_years=spec.pre_years,
         post_years=spec.post_years,
         comparison=spec.comparison,
-        cluster=spec.cluster,
+        cluster=requested_levels(spec, context.panel.frame)[0],
         ci_level=spec.ci_level,
         covariates=context.panel.covariates,
     )

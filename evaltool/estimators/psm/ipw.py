@@ -24,6 +24,7 @@ from scipy.special import expit
 from evaltool.diagnostics.balance import balance_table, overlap_summary
 from evaltool.errors import EstimationError
 from evaltool.estimators.common import cluster_ids, few_clusters_warning, result_for
+from evaltool.estimators.inference import requested_levels
 from evaltool.estimators.psm.estimate import AttFit
 from evaltool.estimators.psm.matching import common_support
 from evaltool.estimators.psm.method import PropensityOptions, _balance_frame, figures, prepare_units
@@ -41,8 +42,6 @@ class IpwOptions(PropensityOptions):
     method: Literal["ipw"]
     propensity_model: Literal["logistic"] = "logistic"  # type: ignore[assignment]
     """Model of P(join | covariates): logistic regression (its fit enters the IPW standard error)."""
-    cluster: Literal["school", "trust", "local_authority"] = "school"
-    """Cluster of the standard errors (a comparison school serving several cohorts is one cluster)."""
 
 
 def ipw_att(
@@ -172,7 +171,8 @@ def run(context: AnalysisContext) -> AnalysisResult:
     spec: IpwOptions = context.spec  # type: ignore[assignment]
     units, covariates, outcome_column, sample = prepare_units(context, spec, [])
     estimate, diagnostics, sample, warnings = fit_ipw(
-        units, outcome_column, covariates, common_support_rule=spec.common_support, cluster=spec.cluster,
+        units, outcome_column, covariates, common_support_rule=spec.common_support,
+        cluster=requested_levels(spec, context.panel.frame)[0],
         ci_level=spec.ci_level, sample=sample, stage=spec.name,
     )
     diagnostics["design"].update(event_times=list(spec.event_times), did=spec.did)

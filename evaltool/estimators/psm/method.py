@@ -21,6 +21,7 @@ from evaltool.config.models import AnalysisBase
 from evaltool.diagnostics.balance import balance_table, overlap_summary
 from evaltool.errors import EstimationError
 from evaltool.estimators.common import cluster_ids, design_problems, few_clusters_warning, result_for
+from evaltool.estimators.inference import requested_levels
 from evaltool.estimators.psm.design import build_units
 from evaltool.estimators.psm.estimate import AttFit, abadie_imbens, weighted_att
 from evaltool.estimators.psm.matching import STATUS_NO_CONTROL, STATUS_NO_SUPPORT, MatchResult, common_support, match
@@ -93,8 +94,6 @@ class PsmOptions(PropensityOptions):
     """Order in which treated schools choose without replacement (largest propensity score first, as MatchIt)."""
     regression_adjustment: bool = False
     """Adjust the outcome model for the covariates (with treatment interactions) on the matched sample."""
-    cluster: Literal["matched_set", "school", "trust", "local_authority"] = "matched_set"
-    """Cluster of the standard errors without replacement (matched_set: the matched pair/set, as MatchIt)."""
 
     def cross_check(self, config: Config) -> list[tuple[tuple, str]]:
         problems = super().cross_check(config)
@@ -418,7 +417,10 @@ def run(context: AnalysisContext) -> AnalysisResult:
         common_support_rule=spec.common_support,
         propensity_model=spec.propensity_model,
         regression_adjustment=spec.regression_adjustment,
-        cluster=spec.cluster,
+        cluster=(
+            "matched_set" if spec.inference.cluster in ("design", "matched_set")
+            else requested_levels(spec, context.panel.frame)[0]
+        ),
         ci_level=spec.ci_level,
         sample=sample,
         stage=spec.name,
