@@ -53,8 +53,16 @@ def _guard(func):
             return value
         except click.exceptions.Exit:
             raise
-        except SystemExit:
+        except SystemExit as exc:
+            if isinstance(exc.code, int) and exc.code > 128:  # a signal (see results.writer._signals_as_exit)
+                click.echo(f"Interrupted (signal {exc.code - 128}); no results folder was written.", err=True)
             raise
+        except KeyboardInterrupt:
+            click.echo("Interrupted; no results folder was written.", err=True)
+            sys.exit(130)
+        except MemoryError:
+            click.echo("Out of memory; no results folder was written. Use fewer bootstrap draws or a smaller sample.", err=True)
+            sys.exit(1)
         except Exception as exc:  # every failure gets a message, never a bare traceback
             _fail(exc)
 

@@ -160,24 +160,36 @@ def execute(config: Config, out: Path | None = None, *, overwrite: bool | None =
     from evaltool.report.build import write_report
     from evaltool.report.disclosure import publish_results
     from evaltool.report.figures import save_figures
-    from evaltool.results.writer import atomic_folder, check_output_folder, write_manifest, write_results
+    from evaltool.results.writer import atomic_folder, check_output_folder, output_lock, write_manifest, write_results
 
     out_dir = Path(out) if out is not None else config.resolve(config.output.folder)
     replace = config.output.overwrite if overwrite is None else overwrite
-    check_output_folder(out_dir, replace)
-    t_start = time.perf_counter()
-    run = run_analyses(config)
-    with atomic_folder(out_dir, overwrite=replace) as tmp:
-        write_results(run, tmp)
-        t0 = time.perf_counter()
-        save_figures(run, tmp / "figures")
-        run.timings["figures"] = time.perf_counter() - t0
-        if config.output.publication:
-            publish_results(tmp, config.output.suppression_threshold)
-        write_manifest(run, tmp)  # the report reads it (analysis descriptions, output options)
-        t0 = time.perf_counter()
-        write_report(tmp, threshold=config.output.suppression_threshold, publication=config.output.publication)
-        run.timings["report"] = time.perf_counter() - t0
-        run.timings["total"] = time.perf_counter() - t_start
-        write_manifest(run, tmp)  # again, to list the report files and time
+    protected = input_paths(config)
+    check_output_folder(out_dir, replace, protected=protected)
+    with output_lock(out_dir):
+        t_start = time.perf_counter()
+        run = run_analyses(config)
+        with atomic_folder(out_dir, overwrite=replace, protected=protected) as tmp:
+            write_results(run, tmp)
+            t0 = time.perf_counter()
+            save_figures(run, tmp / "figures")
+            run.timings["figures"] = time.perf_counter() - t0
+            if config.output.publication:
+                publish_results(tmp, config.output.suppression_threshold)
+            write_manifest(run, tmp)  # the report reads it (analysis descriptions, output options)
+            t0 = time.perf_counter()
+            write_report(tmp, threshold=config.output.suppression_threshold, publication=config.output.publication)
+            run.timings["report"] = time.perf_counter() - t0
+            run.timings["total"] = time.perf_counter() - t_start
+            write_manifest(run, tmp)  # again, to list the report files and time
     return run, out_dir
+
+
+def input_paths(config: Config) -> list[Path]:
+    """The config file and every input file it names (the output folder must hold none of them)."""
+    paths = [config.source] if config.source is not None else []
+    for key in ("panel", "subgroups", "pupils", "trusts"):
+        source = getattr(config.data, key, None)
+        if source is not None:
+            paths.append(config.resolve(source.path))
+    return paths

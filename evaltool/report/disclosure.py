@@ -53,6 +53,8 @@ from typing import Any
 
 import pandas as pd
 
+from evaltool.results.writer import csv_safe
+
 #: The ONS 10 threshold rule (see the module docstring).
 DEFAULT_THRESHOLD = 10
 #: GSS symbol for a confidential (suppressed) value.
@@ -271,7 +273,7 @@ def publish_results(folder: Path, threshold: int = DEFAULT_THRESHOLD) -> None:
         a["analysis"] for a in payload.get("analyses", []) if (a.get("diagnostics") or {}).get("count_unit") == "pupils"
     }
     pupil_rows = tidy["analysis"].isin(pupil_analyses) if "analysis" in tidy else None
-    suppress_tidy(tidy, threshold, pupil_rows=pupil_rows).to_csv(csv_path, index=False, lineterminator="\n")
+    csv_safe(suppress_tidy(tidy, threshold, pupil_rows=pupil_rows)).to_csv(csv_path, index=False, lineterminator="\n")
     safe = Disclosure(threshold).payload(payload)
     json_path.write_text(json.dumps(safe, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,9 +18,16 @@ PNG_METADATA = {"Software": None}
 SVG_METADATA = {"Date": None, "Creator": None}
 
 
+def safe_stem(text: str) -> str:
+    """A file name stem from user-derived text: letters, digits, '_', '-' and '.' only, never a path."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", str(text)).strip(".") or "figure"
+    return stem[:150]
+
+
 def save_figure(fig, folder: Path, stem: str) -> list[Path]:
     """Write ``stem.png`` and ``stem.svg`` into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
+    stem = safe_stem(stem)
     png, svg = folder / f"{stem}.png", folder / f"{stem}.svg"
     # A fixed salt makes SVG element ids stable (scoped: the global rcParams are restored).
     with matplotlib.rc_context({"svg.hashsalt": "evaltool"}):

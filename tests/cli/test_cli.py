@@ -65,10 +65,17 @@ def test_existing_output_folder_is_refused_then_overwritten(project, tmp_path):
     (out / "keep.txt").write_text("x")
     assert_user_error(invoke("run", project, "--out", out), "already exists", "--overwrite")
     assert (out / "keep.txt").exists()
+    # --overwrite replaces only evaltool's own output folders: a user's file is never deleted (#20).
+    assert_user_error(invoke("run", project, "--out", out, "--overwrite"), "keep.txt", "not written by evaltool")
+    assert (out / "keep.txt").read_text() == "x"
+    (out / "keep.txt").unlink()
+    out.rmdir()
+    assert invoke("run", project, "--out", out).exit_code == 0
+    first = (out / "manifest.json").read_bytes()
     result = invoke("run", project, "--out", out, "--overwrite")
     assert result.exit_code == 0, result.output
-    assert not (out / "keep.txt").exists()
-    assert (out / "results.csv").exists()
+    assert (out / "results.csv").exists() and (out / "manifest.json").read_bytes() != b""
+    assert first  # the earlier run's folder was replaced, not merged
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
 
 

@@ -17,7 +17,8 @@ def test_simulate_then_validate(tmp_path):
     result = CliRunner().invoke(main, ["simulate", "--seed", "3", "--schools", "60", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert {p.name for p in out.iterdir()} == {
-        "school_panel.csv", "subgroup_panel.csv", "pupils.parquet", "trusts.csv", "truth.json"
+        "school_panel.csv", "subgroup_panel.csv", "pupils.parquet", "trusts.csv", "truth.json",
+        ".evaltool-output.json",  # the marker that lets --overwrite replace this folder and nothing else (#20)
     }
     truth = json.loads((out / "truth.json").read_text())
     assert truth["settings"]["seed"] == 3
