@@ -24,6 +24,12 @@ from evaltool.estimators.registry import all_methods
 
 Loc = tuple[str | int, ...]
 
+#: Bounds on a config file, checked before and while parsing so a hostile file cannot exhaust memory or the
+#: stack (a "billion laughs" of nested aliases, thousands of nested lists).  Real configs are a few KB deep 6.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_DEPTH = 40
+MAX_NODES = 50_000
+
 
 class Config(ConfigBase):
     """A validated config.  ``analyses`` is typed per registered method."""
@@ -81,6 +87,15 @@ def load_config(path: str | Path) -> Config:
     """
     path = Path(path)
     try:
+        size = path.stat().st_size
+    except OSError:
+        size = 0
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"Config file '{path}' is {size:,} bytes; a config is at most {MAX_CONFIG_BYTES:,} bytes. Check that "
+            "this is the config (not a data file); data belong in files named under data:."
+        )
+    try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"Config file '{path}' does not exist. Check the path (it is relative to {Path.cwd()}).") from None
@@ -91,6 +106,8 @@ def load_config(path: str | Path) -> Config:
 
 def parse_config(text: str, source: Path | None = None) -> Config:
     """Parse and validate config text (``source`` is used in messages and to resolve paths)."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{_name(source)}: the config text is longer than {MAX_CONFIG_BYTES:,} characters.")
     data, positions = _parse_yaml(text, source)
     if not isinstance(data, dict):
         raise ConfigError(f"{_name(source)}: the config must be a mapping of keys (title, data, columns, analyses …).")
@@ -122,7 +139,8 @@ def _cross_check(config: Config) -> list[str]:
         if analysis.outcome is not None and analysis.outcome not in config.columns.outcomes:
             problems.append(
                 f"{config.where(('analyses', i, 'outcome'))}: outcome '{analysis.outcome}' is not listed in "
-                f"columns.outcomes {config.columns.outcomes}{_did_you_mean(analysis.outcome, config.columns.outcomes)}."
+                f"columns.outcomes {config.columns.outcomes}{_did_you_mean(analysis.outcome, config.columns.outcomes)}; "
+                "add it to columns.outcomes or correct the name."
             )
         check = getattr(analysis, "cross_check", None)
         if check is not None:
@@ -137,13 +155,18 @@ class _Loader(yaml.SafeLoader):
 
 
 def _parse_yaml(text: str, source: Path | None) -> tuple[Any, dict[Loc, tuple[int, int]]]:
+    _check_depth(text, source)
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
             raise ConfigError(f"{_name(source)} is empty; see docs/configuration.md for an example config.")
         positions: dict[Loc, tuple[int, int]] = {}
-        data = _construct(loader, node, (), positions, source)
+        data = _construct(loader, node, (), positions, source, [0])
+    except RecursionError:
+        raise ConfigError(
+            f"{_name(source)}: the config is nested too deeply (more than {MAX_DEPTH} levels); a config needs about 6."
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{_name(source)}:{mark.line + 1}:{mark.column + 1}" if mark else _name(source)
@@ -157,7 +180,38 @@ def _parse_yaml(text: str, source: Path | None) -> tuple[Any, dict[Loc, tuple[in
 _PLAIN_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 
 
-def _construct(loader: _Loader, node: yaml.Node, loc: Loc, positions: dict, source: Path | None) -> Any:
+def _check_depth(text: str, source: Path | None) -> None:
+    """Refuse nesting deeper than :data:`MAX_DEPTH` from the token stream, before any node is built.
+
+    (The composer is recursive: 5,000 nested ``[`` would otherwise end in a RecursionError.)
+    """
+    depth = 0
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(token, (yaml.FlowSequenceStartToken, yaml.FlowMappingStartToken, yaml.BlockMappingStartToken,
+                                  yaml.BlockSequenceStartToken)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = token.start_mark
+                    raise ConfigError(
+                        f"{_name(source)}:{mark.line + 1}:{mark.column + 1}: the config is nested more than "
+                        f"{MAX_DEPTH} levels deep; a config needs about 6. Check the brackets and indentation."
+                    )
+            elif isinstance(token, (yaml.FlowSequenceEndToken, yaml.FlowMappingEndToken, yaml.BlockEndToken)):
+                depth -= 1
+    except yaml.YAMLError:
+        return  # the parser reports it with its position
+
+
+def _construct(
+    loader: _Loader, node: yaml.Node, loc: Loc, positions: dict, source: Path | None, count: list[int]
+) -> Any:
+    count[0] += 1
+    if count[0] > MAX_NODES or len(loc) > MAX_DEPTH:
+        raise ConfigError(
+            f"{describe_key(loc[:1], source, positions)}: the config expands to more than {MAX_NODES:,} values "
+            f"(or {MAX_DEPTH} levels), e.g. through repeated YAML aliases (*name); write the values out instead."
+        )
     positions[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
         raise yaml.constructor.ConstructorError(
@@ -167,6 +221,8 @@ def _construct(loader: _Loader, node: yaml.Node, loc: Loc, positions: dict, sour
         loader.flatten_mapping(node)
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise ConfigError(f"{_name(source)}:{key_node.start_mark.line + 1}: keys must be plain words.")
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, (str, int, float, bool)):
                 raise ConfigError(f"{_name(source)}:{key_node.start_mark.line + 1}: keys must be plain words.")
@@ -176,15 +232,20 @@ def _construct(loader: _Loader, node: yaml.Node, loc: Loc, positions: dict, sour
                     f"key '{key}' appears twice in the same block; keep one."
                 )
             positions[(*loc, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            result[key] = _construct(loader, value_node, (*loc, key), positions, source)
+            result[key] = _construct(loader, value_node, (*loc, key), positions, source, count)
             positions[(*loc, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(loader, item, (*loc, i), positions, source) for i, item in enumerate(node.value)]
+        return [_construct(loader, item, (*loc, i), positions, source, count) for i, item in enumerate(node.value)]
     return loader.construct_object(node, deep=True)
 
 
 # ------------------------------------------------------------ error messages
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(str(value))} characters)"
+
+
 def _name(source: Path | None) -> str:
     return source.name if source is not None else "<config>"
 
@@ -242,7 +303,7 @@ def _describe_error(err: dict, data: Any, model: type[BaseModel], source: Path |
     message = err["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
-    shown = "" if isinstance(got, (dict, list)) else f"; got {got!r}"
+    shown = "" if isinstance(got, (dict, list)) else f"; got {_short(got)}"
     return f"{describe_key(loc, source, positions)}: {message}{shown}."
 
 

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from evaltool.config.inference import InferenceOptions, move_cluster_shorthand
+
+#: An academic year in a config (2019 for 2018/19).
+Year = Annotated[int, Field(ge=1900, le=2100)]
+#: Years relative to joining (event time).
+EventTime = Annotated[int, Field(ge=-50, le=50)]
 
 IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
 
@@ -86,7 +91,7 @@ class DataSources(ConfigModel):
     """Optional pupil-level file (one row per pupil)."""
     trusts: SourceFile | None = None
     """Optional trust/collaboration attributes file (one row per trust)."""
-    exclude_years: list[int] = Field(default_factory=list)
+    exclude_years: list[Year] = Field(default_factory=list)
     """Academic years to leave out of every analysis (e.g. [2020, 2021], when exams were cancelled)."""
 
 
@@ -126,7 +131,10 @@ class Columns(ConfigModel):
         seen: dict[str, str] = {}
         for role, column in roles.items():
             if column in seen:
-                raise ValueError(f"column '{column}' is mapped twice, as '{seen[column]}' and as '{role}'")
+                raise ValueError(
+                    f"columns.{seen[column]} and columns.{role} both name the column '{column}'; each role needs its "
+                    f"own column: correct columns.{seen[column]} or columns.{role}"
+                )
             seen[column] = role
         for column in [*self.outcomes, *self.covariates]:
             if column in seen:
@@ -147,7 +155,7 @@ class OutputOptions(ConfigModel):
     """Replace the output folder if it exists (otherwise an existing folder is an error)."""
     publication: bool = False
     """The output is for publication: small counts are also suppressed in results.csv and results.json (the report always suppresses them)."""
-    suppression_threshold: int = Field(default=10, ge=1)
+    suppression_threshold: int = Field(default=10, ge=1, le=1000)
     """Counts of pupils or schools below this are shown as 'c' and statistics of groups that small are withheld (default 10: the ONS 10 threshold rule)."""
 
 
@@ -169,17 +177,17 @@ class HeterogeneityOptions(ConfigModel):
     """Reference level of a pupil column (default: 0/'no' for yes/no columns, else the most common level)."""
     levels: dict[str, list[str]] = Field(default_factory=dict)
     """Expected codes of a pupil column; any other code is an error that lists them."""
-    min_pupils: int = Field(default=10, ge=1)
+    min_pupils: int = Field(default=10, ge=1, le=100_000)
     """Subgroup cells (school × year) with fewer pupils are left out; a subgroup with fewer pupils in total is skipped."""
-    min_schools: int = Field(default=5, ge=1)
+    min_schools: int = Field(default=5, ge=1, le=100_000)
     """A subgroup needs at least this many treated and this many comparison schools, else it is skipped."""
 
 
 class AnalysisBase(ConfigModel):
     """Keys every analysis has, whatever its method."""
 
-    name: str
-    """Short identifier of the analysis, unique in the config (letters, digits, '_' or '-')."""
+    name: str = Field(max_length=64)
+    """Short identifier of the analysis, unique in the config (letters, digits, '_' or '-'; at most 64 characters)."""
     method: str
     """Which estimator to run (see the list of methods)."""
     outcome: str | None = None
@@ -216,8 +224,8 @@ class ConfigBase(ConfigModel):
 
     title: str = "Evaluation of inter-school collaboration"
     """Title of the evaluation, shown in the report."""
-    seed: int = 20240601
-    """Seed for every random step (bootstrap, tie-breaking, simulation); same seed, same results."""
+    seed: int = Field(default=20240601, ge=0, lt=2**63, strict=True)
+    """Seed for every random step (bootstrap, tie-breaking, simulation); a non-negative whole number; same seed, same results."""
     data: DataSources
     """Input files."""
     columns: Columns

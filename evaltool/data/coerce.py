@@ -31,6 +31,8 @@ MISSING_MARKERS: dict[str, str] = {
     ":": "not available",
 }
 ZERO_MARKERS = {"k"}
+#: Larger magnitudes are not school data (an Attainment 8 score, a percentage, a cohort size): a unit or export error.
+ABSURD = 1e12
 
 
 @dataclass
@@ -56,16 +58,39 @@ def _examples(values: pd.Series, n: int = 3) -> str:
     return ", ".join(repr(v) for v in uniq)
 
 
+def data_rows(mask: pd.Series, n: int = 3) -> str:
+    """'rows 4, 17, 230' (data rows counted from 1 below the header) of the first ``n`` flagged positions."""
+    positions = np.flatnonzero(mask.to_numpy()) + 1
+    shown = ", ".join(str(p) for p in positions[:n])
+    return f"row{'s' if len(positions) != 1 else ''} {shown}{' …' if len(positions) > n else ''}"
+
+
+def check_finite(values: pd.Series, *, column: str, role: str, where: str, raw: pd.Series | None = None) -> pd.Series:
+    """Refuse infinite and absurdly large numbers (|x| > 1e12): they are export errors, not data."""
+    array = values.to_numpy(dtype=float)
+    bad = ~np.isnan(array) & (~np.isfinite(array) | (np.abs(array) > ABSURD))
+    if bad.any():
+        flagged = pd.Series(bad, index=values.index)
+        shown = raw if raw is not None else values
+        raise DataError(
+            f"Column '{column}' ({role}) in {where} has {int(bad.sum())} infinite or absurdly large value"
+            f"{'s' if bad.sum() != 1 else ''} (beyond ±{ABSURD:.0e}) in data {data_rows(flagged)} (counting from 1 "
+            f"below the header), e.g. {_examples(shown[flagged])}. Correct them, or leave the cells empty if the "
+            "value is missing."
+        )
+    return values
+
+
 def to_numeric(series: pd.Series, *, column: str, role: str, where: str, log: CoercionLog) -> pd.Series:
     """Coerce a column to float, mapping missing markers to NaN.
 
     Raises
     ------
     DataError
-        If any value is text that is not a known missing marker.
+        If any value is text that is not a known missing marker, or infinite / absurdly large.
     """
     if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
-        return as_float(series)
+        return check_finite(as_float(series), column=column, role=role, where=where)
     text = series.astype("string").str.strip()
     lowered = text.str.lower()
     is_marker = lowered.isin(list(MISSING_MARKERS))
@@ -82,7 +107,7 @@ def to_numeric(series: pd.Series, *, column: str, role: str, where: str, log: Co
             f"row{'s' if bad.sum() != 1 else ''}, e.g. {_examples(cleaned[bad])}. Fix those cells, or leave them empty "
             f"(or use 'c'/'x'/'z') if the value is missing."
         )
-    return numbers
+    return check_finite(numbers, column=column, role=role, where=where, raw=cleaned)
 
 
 _ACADEMIC = re.compile(r"^(\d{4})\s*[/-]\s*(\d{2}|\d{4})$")
@@ -122,8 +147,9 @@ def to_year(series: pd.Series, *, column: str, role: str, where: str, allow_miss
     out_of_range = values.notna() & ((values < 1900) | (values > 2100)) & (values != 0)
     if out_of_range.any():
         raise DataError(
-            f"Column '{column}' ({role}) in {where} has years outside 1900–2100 in {int(out_of_range.sum())} rows, "
-            f"e.g. {_examples(series[out_of_range])}."
+            f"Column '{column}' ({role}) in {where} has years outside 1900–2100 in {int(out_of_range.sum())} rows "
+            f"(data {data_rows(out_of_range)}), e.g. {_examples(series[out_of_range])}. Years are academic years "
+            "such as 2019 for 2018/19; correct those cells (an empty join year means the school never joined)."
         )
     return values
 

@@ -54,18 +54,46 @@ def read_source(source: SourceFile, path: Path, key: str) -> pd.DataFrame:
     return frame
 
 
+#: Byte-order marks and the encoding they announce (read automatically when the config keeps the utf-8 default).
+BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
+def _encoding(path: Path, source: SourceFile) -> str:
+    """The configured encoding, or the one a byte-order mark announces when the config keeps the default."""
+    if source.encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
+        return source.encoding
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    return next((name for bom, name in BOMS if head.startswith(bom)), source.encoding)
+
+
 def _read_csv(path: Path, source: SourceFile, key: str) -> pd.DataFrame:
+    encoding = _encoding(path, source)
+    try:
+        return _read_csv_as(path, source, key, encoding)
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{key} '{path}' is not valid {encoding} text (it holds the byte {exc.object[exc.start:exc.start + 1]!r}). Set {key}.encoding to the file's encoding: 'cp1252' for Windows/Excel exports and "
+            "GIAS downloads, 'latin-1' for older files, 'utf-16' for some Excel 'Unicode text' saves."
+        ) from None
+    except LookupError:
+        raise DataError(
+            f"{key}.encoding '{source.encoding}' is not a known text encoding; use e.g. 'utf-8', 'cp1252' or 'latin-1'."
+        ) from None
+
+
+def _read_csv_as(path: Path, source: SourceFile, key: str, encoding: str) -> pd.DataFrame:
     frame = pd.read_csv(
         path,
         sep=source.delimiter,
-        encoding=source.encoding,
+        encoding=encoding,
         dtype=str,
         keep_default_na=False,
         na_values=[""],
         skipinitialspace=True,
     )
     if frame.shape[1] == 1:
-        sniffed = _sniff_delimiter(path, source.encoding)
+        sniffed = _sniff_delimiter(path, encoding)
         if sniffed is not None and sniffed != source.delimiter:
             raise DataError(
                 f"{key} '{path}' was read with delimiter {source.delimiter!r} but has only one column "

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evaltool.data.coerce import CoercionLog, to_id, to_indicator, to_numeric, to_year
+from evaltool.data.coerce import CoercionLog, data_rows, to_id, to_indicator, to_numeric, to_year
 from evaltool.errors import DataError
 from evaltool.results import SampleReport
 
@@ -182,9 +182,18 @@ def build_panel(
         if role in by_role:
             frame[role] = to_id(raw[by_role[role].column])
     if "pupil_count" in by_role:
-        frame["pupil_count"] = to_numeric(raw[by_role["pupil_count"].column], column=by_role["pupil_count"].column, role="pupil count", where=where, log=log)
+        column = by_role["pupil_count"].column
+        frame["pupil_count"] = to_numeric(raw[column], column=column, role="pupil count", where=where, log=log)
+        _check_counts(frame["pupil_count"], column, where)
     for column in outcomes:
         frame[column] = to_numeric(raw[column], column=column, role="outcome", where=where, log=log)
+        if frame[column].isna().all():
+            raise DataError(
+                f"Outcome column '{column}' in {where} has no values at all (every cell is empty"
+                + (f" or a missing-value marker: {', '.join(sorted(log.markers[column]))}" if column in log.markers else "")
+                + "). Check that "
+                "columns.outcomes names the right column and that the file holds its values."
+            )
     for column in covariates:
         if column not in frame:
             frame[column] = to_numeric(raw[column], column=column, role="covariate", where=where, log=log)
@@ -226,6 +235,17 @@ def build_panel(
         markers=log.markers,
         keys=keys,
     )
+
+
+def _check_counts(counts: pd.Series, column: str, where: str) -> None:
+    """Pupil counts are whole numbers ≥ 0."""
+    bad = counts.notna() & ((counts < 0) | (counts != np.round(counts)))
+    if bad.any():
+        raise DataError(
+            f"Column '{column}' (pupil count) in {where} must hold whole numbers of pupils, 0 or more; found "
+            f"{int(bad.sum())} other value{'s' if bad.sum() != 1 else ''} in data {data_rows(bad)}, e.g. "
+            f"{', '.join(map(str, counts[bad].head(3).tolist()))}. Correct those cells or leave them empty."
+        )
 
 
 def _exclude_rows(frame: pd.DataFrame, mask: pd.Series, reason: str, report: SampleReport, where: str) -> pd.DataFrame:

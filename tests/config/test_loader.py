@@ -133,7 +133,7 @@ def test_missing_config_file(tmp_path):
 
 def test_column_mapped_twice():
     text = CONFIG_TEMPLATE.replace("  local_authority: la", "  local_authority: urn")
-    with pytest.raises(ConfigError, match="column 'urn' is mapped twice"):
+    with pytest.raises(ConfigError, match=r"columns\.school and columns\.local_authority both name the column 'urn'.*correct"):
         parse_config(text)
 
 

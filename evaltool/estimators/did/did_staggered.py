@@ -17,7 +17,7 @@ from pydantic import Field, field_validator
 from scipy import special
 from threadpoolctl import ThreadpoolController
 
-from evaltool.config.models import AnalysisBase
+from evaltool.config.models import AnalysisBase, EventTime
 from evaltool.diagnostics.pretrends import placebo_test, staggered_pretrend_test
 from evaltool.errors import EstimationError
 from evaltool.estimators.common import design_problems, result_for
@@ -66,11 +66,11 @@ class DidStaggeredOptions(AnalysisBase):
         default_factory=lambda: ["group", "simple", "dynamic", "calendar"], min_length=1
     )
     """Aggregations to report; the first one's overall ATT is the headline estimate."""
-    event_window: tuple[int, int] | None = None
+    event_window: tuple[EventTime, EventTime] | None = None
     """Event times [min, max] kept in the dynamic (and simple/group) aggregations; default all."""
     pretrend_reference: Literal["f", "chi2"] = "f"
     """Reference distribution of the pre-trend Wald test: 'f' (small-sample F, default) or 'chi2' (as R did)."""
-    placebo_shift: int | None = Field(default=2, ge=1)
+    placebo_shift: int | None = Field(default=2, ge=1, le=20)
     """Placebo test: move every joining year this many years earlier, using only pre-joining years (null: skip)."""
     ci_level: float = Field(default=0.95, gt=0.5, lt=1.0)
     """Confidence level of intervals and uniform bands."""

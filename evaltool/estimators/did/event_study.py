@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
+from evaltool.config.models import EventTime
 from evaltool.diagnostics.pretrends import wald_test
 from evaltool.errors import EstimationError
 from evaltool.estimators.common import few_clusters_warning, result_for
@@ -38,11 +39,11 @@ class EventStudyOptions(TwfeOptionsBase):
     """Options of ``method: event_study``."""
 
     method: Literal["event_study"]
-    window: tuple[int, int] = (-5, 5)
+    window: tuple[EventTime, EventTime] = (-5, 5)
     """Event times [first lead, last lag] estimated, relative to the joining year (0 = first year in)."""
     bin_endpoints: bool = True
     """Bin school-years beyond the window into the end points (true) or leave them out, reported (false)."""
-    reference: int = -1
+    reference: EventTime = -1
     """Event time omitted as the reference (its coefficient is 0 by construction)."""
     band_draws: int = Field(default=10_000, ge=100, le=1_000_000)
     """Draws used to compute the simultaneous (sup-t) band's critical value."""

@@ -17,7 +17,7 @@ import pandas as pd
 import statsmodels.api as sm
 from pydantic import Field, model_validator
 
-from evaltool.config.models import AnalysisBase
+from evaltool.config.models import AnalysisBase, Year
 from evaltool.diagnostics.balance import balance_table
 from evaltool.errors import EstimationError
 from evaltool.estimators.common import cluster_ids, design_problems, few_clusters_warning, result_for
@@ -34,9 +34,9 @@ class Did2x2Options(AnalysisBase):
     """Options of ``method: did_2x2``."""
 
     method: Literal["did_2x2"]
-    pre_years: list[int] = Field(min_length=1)
+    pre_years: list[Year] = Field(min_length=1)
     """Years averaged as the 'before' period; every treated school joins after the last of them."""
-    post_years: list[int] = Field(min_length=1)
+    post_years: list[Year] = Field(min_length=1)
     """Years averaged as the 'after' period; every treated school has joined by the first of them."""
     comparison: Literal["never_joined", "not_yet_joined"] = "never_joined"
     """Comparison schools: 'never_joined', or 'not_yet_joined' (also schools joining after the last post year)."""
@@ -50,8 +50,9 @@ class Did2x2Options(AnalysisBase):
             raise ValueError(f"pre_years and post_years share {overlap}; a year can be in only one period")
         if max(self.pre_years) >= min(self.post_years):
             raise ValueError(
-                f"every pre year must come before every post year (last pre year {max(self.pre_years)}, "
-                f"first post year {min(self.post_years)})"
+                f"did_2x2.pre_years and did_2x2.post_years: every pre year must come before every post year (last "
+                f"pre year {max(self.pre_years)}, first post year {min(self.post_years)}); list the years before "
+                "joining under pre_years and the years after under post_years"
             )
         return self
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from evaltool.config.models import AnalysisBase
+from evaltool.config.models import AnalysisBase, Year
 from evaltool.errors import DataError
 from evaltool.estimators import heterogeneity as het
 from evaltool.estimators.common import design_problems
@@ -48,7 +48,7 @@ class MultilevelOptions(AnalysisBase):
     """REML (default) or maximum likelihood (needed to compare models differing in fixed effects by likelihood)."""
     engine: Literal["auto", "fast", "statsmodels"] = "auto"
     """'auto'/'fast': the exact engine (two levels, or three with random intercepts); 'statsmodels': MixedLM."""
-    years: list[int] = Field(default_factory=list)
+    years: list[Year] = Field(default_factory=list)
     """Years to use (default: all years of the data)."""
     ci_level: float = Field(default=0.95, gt=0.5, lt=1.0)
     """Confidence level of the intervals."""

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from evaltool.config.models import AnalysisBase
+from evaltool.config.models import AnalysisBase, EventTime
 from evaltool.diagnostics.balance import balance_table, overlap_summary
 from evaltool.errors import EstimationError
 from evaltool.estimators.common import cluster_ids, design_problems, few_clusters_warning, result_for
@@ -42,13 +42,13 @@ class PropensityOptions(AnalysisBase):
 
     covariates: list[str] | None = None
     """Covariates of the propensity model, measured in each joiner's baseline year; default columns.covariates."""
-    covariate_years: int | None = Field(default=None, ge=1)
+    covariate_years: int | None = Field(default=None, ge=1, le=50)
     """Years before joining over which covariates are averaged (null: every pre-joining year in the data)."""
     match_on_baseline_outcome: bool = False
     """Also match on the outcome in the baseline year (beware regression to the mean with did: true)."""
     propensity_model: Literal["logistic", "gradient_boosting"] = "logistic"
     """Model of P(join | covariates): unpenalised logistic regression or gradient boosting."""
-    event_times: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    event_times: list[EventTime] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     """Years since joining (0 = joining year) whose outcomes are averaged as the 'after' outcome."""
     did: bool = True
     """Matched difference-in-differences: compare the change from the baseline year rather than the level after."""
@@ -86,7 +86,7 @@ class PsmOptions(PropensityOptions):
     """Comparison schools per treated school (k of 1:k)."""
     replace: bool = False
     """Match with replacement (a comparison school may serve several treated schools)."""
-    caliper: float | None = Field(default=0.2, gt=0)
+    caliper: float | None = Field(default=0.2, gt=0, le=100)
     """Caliper in standard deviations of the logit propensity score (of the score itself for distance: propensity); null for none."""
     exact: list[str] = Field(default_factory=list)
     """Columns matched exactly (local_authority or covariates such as a region code); cohort is always exact."""

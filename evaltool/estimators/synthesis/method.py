@@ -9,13 +9,13 @@ own columns.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from evaltool.config.models import AnalysisBase, SourceFile
+from evaltool.config.models import AnalysisBase, EventTime, SourceFile
 from evaltool.errors import DataError, EstimationError
 from evaltool.estimators.common import design_problems, result_for
 from evaltool.estimators.registry import Method, register
@@ -35,13 +35,13 @@ class TrustEffectsOptions(AnalysisBase):
     """Options of ``method: trust_effects``."""
 
     method: Literal["trust_effects"]
-    pre_window: tuple[int, int] = (-3, -1)
+    pre_window: tuple[EventTime, EventTime] = (-3, -1)
     """First and last year of the 'before' period, in years relative to joining (0 = first year in the trust)."""
-    post_window: tuple[int, int] = (0, 2)
+    post_window: tuple[EventTime, EventTime] = (0, 2)
     """First and last year of the 'after' period, relative to joining (0 = first year in the trust)."""
     comparison: Literal["never_joined", "not_yet_joined"] = "never_joined"
     """Comparison schools: 'never_joined', or 'not_yet_joined' (also schools joining after the post window)."""
-    min_schools: int = Field(default=2, ge=1)
+    min_schools: int = Field(default=2, ge=1, le=1000)
     """Trusts with fewer schools having outcomes before and after joining are reported and skipped."""
     n_permutations: int = Field(default=999, ge=99, le=100_000)
     """Number of placebo trusts drawn for each trust's randomisation-inference p-value."""
@@ -179,7 +179,7 @@ class MetaAnalysisOptions(AnalysisBase):
     """Estimator of the between-study variance: 'REML' (restricted maximum likelihood) or 'DL' (DerSimonian-Laird)."""
     knapp_hartung: bool = True
     """Use the Knapp-Hartung adjustment (t and F tests on k - p df); recommended with few studies."""
-    moderators: list[str] = Field(default_factory=list)
+    moderators: list[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_ ]{0,63}$")]] = Field(default_factory=list)
     """Moderators for the meta-regression: trusts-file columns (or computed depth scores) or effects_file columns."""
     categorical: list[str] = Field(default_factory=list)
     """Moderators to treat as categories even if they hold numbers (text columns always are)."""
