@@ -172,7 +172,7 @@ def execute(config: Config, out: Path | None = None, *, overwrite: bool | None =
         with atomic_folder(out_dir, overwrite=replace, protected=protected) as tmp:
             write_results(run, tmp)
             t0 = time.perf_counter()
-            save_figures(run, tmp / "figures")
+            save_figures(run, tmp / "figures", config.output.suppression_threshold)
             run.timings["figures"] = time.perf_counter() - t0
             if config.output.publication:
                 publish_results(tmp, config.output.suppression_threshold)

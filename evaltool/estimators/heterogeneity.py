@@ -43,11 +43,13 @@ if TYPE_CHECKING:
 NO_CODES = ("0", "no", "n", "false", "f", "not")
 #: Most distinct codes a subgroup column may have without an explicit ``levels`` list.
 MAX_LEVELS = 20
+#: The inference fields a subgroup row copies from its analysis's headline estimate.
+INFERENCE_FIELDS = ("inference", "cluster", "n_clusters", "se_correction", "se_method")
 
 TABLE_COLUMNS = (
     "by", "subgroup", "kind", "estimate", "std_error", "ci_lower", "ci_upper", "p_value", "interaction_p_value",
-    "p_holm", "p_bh", "interaction_p_holm", "interaction_p_bh", "n_obs", "n_treated", "n_control", "status", "reason",
-    "joint_interaction_p_value",
+    "p_holm", "p_bh", "interaction_p_holm", "interaction_p_bh", "n_obs", "n_treated", "n_control", "n_pupils_min",
+    "status", "reason", "joint_interaction_p_value",
 )
 
 
@@ -145,10 +147,11 @@ def table_estimates(table: pd.DataFrame, template: EffectEstimate) -> list[Effec
                 n_treated=_int(row.n_treated),
                 n_control=_int(row.n_control),
                 n_obs=_int(row.n_obs),
+                n_pupils_min=_int(row.n_pupils_min),
                 method=template.method,
                 outcome=template.outcome,
                 subgroup=row.subgroup,
-                inference=template.inference,
+                **{name: getattr(template, name) for name in INFERENCE_FIELDS},
             )
         )
     return out
@@ -185,8 +188,11 @@ def pupil_interactions(
             n_pupils = int(mask.sum())
             n_t = int(frame.loc[mask & school_treated, "school"].nunique())
             n_c = int(frame.loc[mask & ~school_treated, "school"].nunique())
+            # Counts of the row are pupils (as n_obs), so a small group of pupils is seen by the disclosure rules;
+            # the schools are checked against min_schools here.
+            n_pt, n_pc = int((mask & school_treated).sum()), int((mask & ~school_treated).sum())
             base_row = {"by": column, "subgroup": f"{column}={code}", "kind": "subgroup", "n_obs": n_pupils,
-                        "n_treated": n_t, "n_control": n_c}
+                        "n_treated": n_pt, "n_control": n_pc, "n_pupils_min": min(n_pt, n_pc)}
             reason = _too_small(n_pupils, n_t, n_c, options.min_pupils, options.min_schools)
             if reason:
                 skipped.append({**base_row, "status": "skipped", "reason": reason})
@@ -382,7 +388,7 @@ def _school_row(
     n_t = int(schools["join_year"].notna().sum())
     n_c = int(schools["join_year"].isna().sum())
     row = {"by": kind_type, "subgroup": name, "kind": kind, "n_obs": len(cells), "n_treated": n_t, "n_control": n_c,
-           "interaction_p_value": np.nan}
+           "n_pupils_min": _smaller_group_pupils(cells), "interaction_p_value": np.nan}
     if n_t < options.min_schools or n_c < options.min_schools:
         return {**row, "status": "skipped", "reason": (
             f"only {n_t} joining and {n_c} never-joining schools with data (heterogeneity.min_schools is "
@@ -393,8 +399,22 @@ def _school_row(
         return {**row, "status": "skipped", "reason": f"the method failed on this subgroup: {exc}"}, None
     values = {"estimate": estimate.estimate, "std_error": estimate.std_error, "ci_lower": estimate.ci_lower,
               "ci_upper": estimate.ci_upper, "p_value": estimate.p_value}
+    estimate = estimate.with_context(n_pupils_min=row["n_pupils_min"])
     return {**row, **values, "n_obs": estimate.n_obs, "n_treated": estimate.n_treated, "n_control": estimate.n_control,
             "status": "ok", "reason": ""}, estimate
+
+
+def _smaller_group_pupils(cells: pd.DataFrame) -> int | None:
+    """Pupils in the smaller of the joining and comparison groups of a subgroup panel (None without counts).
+
+    The disclosure threshold applies to it: an estimate is withheld in publication when either side rests on
+    fewer pupils than the threshold.  (For a gap panel the counts are the harmonic combination of both subgroups.)
+    """
+    if "pupil_count" not in cells:
+        return None
+    joined = cells["join_year"].notna()
+    totals = [float(cells.loc[joined, "pupil_count"].sum()), float(cells.loc[~joined, "pupil_count"].sum())]
+    return int(np.floor(min(totals)))
 
 
 # ------------------------------------------------------------------ the pipeline hook

@@ -85,8 +85,9 @@ STATISTIC_NAME = re.compile(
 UNIT_WORDS = (
     r"schools?|pupils?|students?|children|clusters?|trusts?|federations?|academies|rows?|observations?|units?|cells?"
 )
-#: A number followed (within three words) by a unit word, or "n = 7".
-TEXT_COUNT = re.compile(rf"(?<![\d.,\w])(\d[\d,]*)(?=\s+(?:[A-Za-z\-']+\s+){{0,3}}?(?:{UNIT_WORDS})\b)")
+#: A number followed (within five words or numbers: "only 4 joining and 3 never-joining schools") by a unit
+#: word, or "n = 7".
+TEXT_COUNT = re.compile(rf"(?<![\d.,:\w])(\d[\d,]*)(?=\s+(?:(?:[A-Za-z\-']+|\d[\d,]*)\s+){{0,5}}?(?:{UNIT_WORDS})\b)")
 TEXT_N_EQUALS = re.compile(r"(\b[nN]\s*=\s*)(\d[\d,]*)")
 #: Counts of people: a small one withholds the statistics of its row.
 PUPIL_COUNT = re.compile(r"pupil|student", re.IGNORECASE)
@@ -183,7 +184,15 @@ class Disclosure:
                 out[key] = self.apply(value, key)
         if withheld:
             out["withheld"] = f"statistics withheld: based on fewer than {self.threshold} pupils"
+        self._secondary(out)
         return out
+
+    def _secondary(self, record: dict) -> None:
+        """Secondary suppression: a hidden group count must not follow from the total minus the other group."""
+        hidden = [k for k in ("n_treated", "n_control") if record.get(k) == SUPPRESSED]
+        if hidden and _is_number(record.get("n_obs")):
+            record["n_obs"] = SUPPRESSED
+            self.n_suppressed += 1
 
     def _table(self, table: dict) -> dict:
         columns = [str(c) for c in table["columns"]]
@@ -240,6 +249,43 @@ class Disclosure:
         if analysis.get("error"):
             out["error"] = self.text(analysis["error"])
         return out
+
+
+def withhold_small_groups(result: Any, threshold: int = DEFAULT_THRESHOLD) -> Any:
+    """A copy of an :class:`~evaltool.results.AnalysisResult` without the statistics of small groups of pupils.
+
+    Figures are drawn from it (the report embeds them, and the report always suppresses): an estimate or
+    subgroup-table row resting on fewer than ``threshold`` pupils (``n_pupils_min``, or any count of an
+    analysis whose ``count_unit`` is ``pupils``) loses its estimate and interval, and a table row says why.
+    """
+    import dataclasses
+
+    pupils = (result.diagnostics or {}).get("count_unit") == "pupils"
+
+    def small(counts: dict[str, Any]) -> bool:
+        named = counts.get("n_pupils_min")
+        if _is_number(named) and named < threshold:
+            return True
+        return pupils and any(_is_number(counts.get(k)) and counts[k] < threshold for k in ESTIMATE_COUNTS)
+
+    nan = float("nan")
+    estimates = [
+        dataclasses.replace(e, estimate=nan, std_error=nan, ci_lower=nan, ci_upper=nan, p_value=nan)
+        if small({k: getattr(e, k) for k in (*ESTIMATE_COUNTS, "n_pupils_min")}) else e
+        for e in result.estimates
+    ]
+    diagnostics = dict(result.diagnostics)
+    table = diagnostics.get("subgroups")
+    if isinstance(table, pd.DataFrame) and not table.empty:
+        table = table.copy()
+        hide = table.apply(lambda row: small(row.to_dict()), axis=1).astype(bool)
+        if hide.any():
+            stats = [c for c in table.columns if STATISTIC_NAME.search(c) and c not in ("status", "reason")]
+            table.loc[hide, stats] = nan
+            table.loc[hide, "status"] = "withheld"
+            table.loc[hide, "reason"] = f"withheld: fewer than {threshold} pupils"
+        diagnostics["subgroups"] = table
+    return dataclasses.replace(result, estimates=estimates, diagnostics=diagnostics)
 
 
 def _is_table(value: Any) -> bool:
@@ -299,8 +345,12 @@ def suppress_tidy(
     small_rows = small_cells.any(axis=1) if counts else pd.Series(False, index=frame.index)
     if pupil_rows is not None:
         small_rows = small_rows & pupil_rows.reindex(frame.index, fill_value=False).astype(bool)
+    for column in [c for c in counts if PUPIL_COUNT.search(c)]:  # a named pupil count withholds its row anywhere
+        small_rows = small_rows | small_cells[column]
     for column in counts:
         out.loc[small_cells[column], column] = SUPPRESSED
+    if {"n_treated", "n_control", "n_obs"} <= set(counts):  # secondary: n_obs − the shown group = the hidden one
+        out.loc[small_cells["n_treated"] | small_cells["n_control"], "n_obs"] = SUPPRESSED
     stats = [c for c in TIDY_STATISTICS if c in frame.columns]
     if stats:
         out.loc[small_rows, stats] = SUPPRESSED

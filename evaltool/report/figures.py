@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import matplotlib
 
 from evaltool.estimators.registry import get_method
+from evaltool.report.disclosure import DEFAULT_THRESHOLD, withhold_small_groups
 
 if TYPE_CHECKING:
     from evaltool.pipeline import RunResult
@@ -36,13 +37,18 @@ def save_figure(fig, folder: Path, stem: str) -> list[Path]:
     return [png, svg]
 
 
-def save_figures(run: RunResult, folder: Path) -> dict[str, list[str]]:
-    """Render the figures of every successful analysis; returns file names per analysis."""
+def save_figures(run: RunResult, folder: Path, threshold: int = DEFAULT_THRESHOLD) -> dict[str, list[str]]:
+    """Render the figures of every successful analysis; returns file names per analysis.
+
+    Statistics of groups of fewer than ``threshold`` pupils are never drawn
+    (:func:`~evaltool.report.disclosure.withhold_small_groups`): the report embeds these figures.
+    """
     written: dict[str, list[str]] = {}
     for result in run.analyses:
         method = get_method(result.method)
         if result.status != "ok":
             continue
+        result = withhold_small_groups(result, threshold)
         figures = dict(method.figures(result)) if method.figures is not None else {}
         if result.diagnostics.get("subgroups") is not None:
             from evaltool.report.plots_subgroups import forest_figure

@@ -41,6 +41,7 @@ TIDY_COLUMNS: tuple[str, ...] = (
     "n_clusters",
     "se_correction",
     "se_method",
+    "n_pupils_min",
 )
 
 
@@ -79,6 +80,9 @@ class EffectEstimate:
         The inference in fields (see :class:`evaltool.estimators.inference.Inference`): cluster level
         (``""`` when the method does not cluster), number of clusters, small-sample correction and variance
         method.  Every estimate with a standard error states them.
+    n_pupils_min
+        Pupils in the smaller of the two groups compared (treated / comparison), where the data say; the
+        disclosure threshold applies to it (``None`` where unknown, e.g. school-level outcomes without counts).
     """
 
     term: str
@@ -103,6 +107,7 @@ class EffectEstimate:
     n_clusters: int | None = None
     se_correction: str = ""
     se_method: str = ""
+    n_pupils_min: int | None = None
 
     @classmethod
     def from_normal(
@@ -282,7 +287,7 @@ class AnalysisResult:
             for e in self.estimates
         ]
         frame = pd.DataFrame(rows, columns=list(TIDY_COLUMNS))
-        return frame.astype({"n_treated": "Int64", "n_control": "Int64", "n_obs": "Int64", "n_clusters": "Int64"})
+        return frame.astype({"n_treated": "Int64", "n_control": "Int64", "n_obs": "Int64", "n_clusters": "Int64", "n_pupils_min": "Int64"})
 
     def estimate(self, term: str | None = None, subgroup: str = "all") -> EffectEstimate:
         """The single estimate for ``term`` (the first one if ``None``)."""

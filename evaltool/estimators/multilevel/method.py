@@ -160,17 +160,22 @@ def fit_multilevel(frame: pd.DataFrame, outcome: str, spec: MultilevelOptions) -
 
 
 def treated_estimate(fit: FastLMMResult, frame: pd.DataFrame, spec: MultilevelOptions, unit: str) -> EffectEstimate:
-    """The ``treated`` coefficient as an :class:`EffectEstimate`."""
-    by_school = frame.groupby("school")[TREATED].max()
+    """The ``treated`` coefficient as an :class:`EffectEstimate`.
+
+    ``n_treated``/``n_control`` count the analysed rows (pupils, or school-years) in treated and comparison
+    schools, as ``n_obs`` does, so the disclosure rules see pupil counts where the model is on pupils.
+    """
+    in_trust = frame[TREATED].to_numpy() > 0
     return EffectEstimate.from_normal(
         term=TREATED,
         estimand="conditional effect of being in a trust (multilevel model)",
         estimate=float(fit.params[TREATED]),
         std_error=float(fit.bse[TREATED]),
         ci_level=spec.ci_level,
-        n_treated=int((by_school > 0).sum()),
-        n_control=int((by_school == 0).sum()),
+        n_treated=int(in_trust.sum()),
+        n_control=int((~in_trust).sum()),
         n_obs=fit.n_obs,
+        n_pupils_min=int(min(in_trust.sum(), (~in_trust).sum())) if unit == "pupils" else None,
         inference=f"model-based ({'REML' if fit.reml else 'ML'}, {fit.engine} engine), {fit.n_groups} schools, {unit}",
     )
 
@@ -222,6 +227,8 @@ def run(context: AnalysisContext) -> AnalysisResult:
     fit = fit_multilevel(frame, context.outcome, spec)
     estimate = treated_estimate(fit, frame, spec, unit)
     diagnostics = model_diagnostics(fit, frame, context.outcome, spec)
+    # What n_treated / n_control / n_obs count: the report and the disclosure rules read it.
+    diagnostics["count_unit"] = unit
     sample.n_rows_used = fit.n_obs
     sample.n_units_used = fit.n_groups
     warnings = boundary_warning(fit)
