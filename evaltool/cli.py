@@ -129,8 +129,10 @@ def validate(config: Path, as_json: bool) -> None:
 def report(output_dir: Path, threshold: int | None) -> None:
     """Rebuild report.html and report.md in OUTPUT_DIR from its saved results (no re-estimation)."""
     from evaltool.report.build import write_report
+    from evaltool.results.writer import record_files
 
     written = write_report(output_dir, threshold=threshold)
+    record_files(output_dir, written)  # so that a later --overwrite still knows them as evaltool's
     click.echo(f"Report written to {output_dir / 'report.html'} and {output_dir / 'report.md'} ({len(written)} files).")
 
 

@@ -7,6 +7,7 @@ output folder atomically.  Neither prints: the CLI does.
 from __future__ import annotations
 
 import time
+import traceback
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,10 +16,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel
 
 from evaltool.config import AnalysisBase, Config
+from evaltool.config.models import SourceFile
 from evaltool.data import SchoolPanel, StudyData, load_study
-from evaltool.errors import ConfigError, DataError, EstimationError, EvaltoolError
+from evaltool.errors import ConfigError, DataError, EstimationError
 from evaltool.estimators.heterogeneity import post_process
 from evaltool.estimators.registry import get_method
 from evaltool.results import TIDY_COLUMNS, AnalysisResult
@@ -132,30 +135,55 @@ def run_analyses(config: Config, study: StudyData | None = None) -> RunResult:
 
 
 def _run_one(config: Config, study: StudyData, spec: AnalysisBase, outcome: str) -> AnalysisResult:
+    """Run one analysis; any failure inside it becomes a recorded failed analysis, never the end of the run."""
     method = get_method(spec.method)
     context = AnalysisContext(study=study, spec=spec, outcome=outcome, rng=analysis_rng(config.seed, spec.name), config=config)
     try:
         result = post_process(method, context, method.run(context))
     except (EstimationError, DataError, ConfigError) as exc:
-        code = exc.exit_code if isinstance(exc, EvaltoolError) else 1
-        return AnalysisResult(
-            analysis=spec.name,
-            method=spec.method,
-            outcome=outcome,
-            status="failed",
-            error=str(exc),
-            diagnostics={"exit_code": code},
+        return _failed(spec, outcome, str(exc), exc.exit_code)
+    except (np.linalg.LinAlgError, ArithmeticError, ValueError) as exc:
+        # A numerical failure the estimator did not foresee (a singular matrix in one cell, an overflow …).
+        return _failed(
+            spec, outcome,
+            f"numerical failure ({type(exc).__name__}: {exc}). Often a covariate that is constant or collinear in "
+            "part of the sample; remove covariates from this analysis or rerun with --debug for details.",
+            1, exc,
         )
+    except MemoryError as exc:
+        return _failed(spec, outcome, "out of memory; use fewer bootstrap draws, permutations or a smaller sample.", 1, exc)
+    except Exception as exc:  # a bug in evaltool must not take the other analyses down with it
+        return _failed(spec, outcome, f"internal error ({type(exc).__name__}: {exc}); please report it.", 1, exc)
     result.sample.extend(study.panel.report)
     return result
+
+
+def _failed(spec: AnalysisBase, outcome: str, message: str, code: int, exc: BaseException | None = None) -> AnalysisResult:
+    diagnostics: dict[str, Any] = {"exit_code": code}
+    if exc is not None:
+        diagnostics["exception"] = type(exc).__name__
+        diagnostics["traceback"] = "".join(traceback.format_exception(exc)[-6:])
+    return AnalysisResult(
+        analysis=spec.name, method=spec.method, outcome=outcome, status="failed", error=message, diagnostics=diagnostics
+    )
 
 
 def execute(config: Config, out: Path | None = None, *, overwrite: bool | None = None) -> tuple[RunResult, Path]:
     """Run every analysis and write the output folder atomically.
 
+    The output folder is checked before any analysis runs: it may not hold the config or an input file
+    (nor be a parent of one), and an existing folder is replaced only with ``overwrite`` and only if
+    evaltool wrote it (:func:`~evaltool.results.writer.check_output_folder`).  A lock beside it keeps a
+    second run from writing to the same folder at the same time.
+
     Returns
     -------
     The run result and the output folder written.
+
+    Raises
+    ------
+    OutputError
+        If the output folder is refused, locked by another run, or cannot be written.
     """
     from evaltool.report.build import write_report
     from evaltool.report.disclosure import publish_results
@@ -169,6 +197,7 @@ def execute(config: Config, out: Path | None = None, *, overwrite: bool | None =
     with output_lock(out_dir):
         t_start = time.perf_counter()
         run = run_analyses(config)
+        protected += [path for path in run.study.files.values() if path not in protected]
         with atomic_folder(out_dir, overwrite=replace, protected=protected) as tmp:
             write_results(run, tmp)
             t0 = time.perf_counter()
@@ -186,10 +215,24 @@ def execute(config: Config, out: Path | None = None, *, overwrite: bool | None =
 
 
 def input_paths(config: Config) -> list[Path]:
-    """The config file and every input file it names (the output folder must hold none of them)."""
-    paths = [config.source] if config.source is not None else []
-    for key in ("panel", "subgroups", "pupils", "trusts"):
-        source = getattr(config.data, key, None)
-        if source is not None:
-            paths.append(config.resolve(source.path))
+    """The config file and every input file the config names, resolved (the output folder must hold none).
+
+    Every :class:`~evaltool.config.models.SourceFile` anywhere in the config counts: the ``data`` block and
+    files named by analyses (``effects_file`` of a meta-analysis).
+    """
+    paths = [Path(config.source)] if config.source is not None else []
+    paths += [config.resolve(source.path) for source in _source_files(config)]
     return paths
+
+
+def _source_files(value: Any) -> list[SourceFile]:
+    """Every ``SourceFile`` inside a config model, depth first."""
+    if isinstance(value, SourceFile):
+        return [value]
+    if isinstance(value, BaseModel):
+        return [found for name in type(value).model_fields for found in _source_files(getattr(value, name))]
+    if isinstance(value, (list, tuple)):
+        return [found for item in value for found in _source_files(item)]
+    if isinstance(value, dict):
+        return [found for item in value.values() for found in _source_files(item)]
+    return []

@@ -18,7 +18,6 @@ from click.testing import CliRunner
 from evaltool.cli import main
 from evaltool.errors import OutputError
 from evaltool.results import writer
-from evaltool.results.writer import atomic_folder, csv_safe, output_lock, write_results
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,7 +85,7 @@ def test_overwrite_refuses_a_plain_user_folder(tmp_path):
     out.mkdir()
     (out / "thesis.docx").write_text("years of work")
     with pytest.raises(OutputError, match="thesis.docx"):
-        with atomic_folder(out, overwrite=True) as tmp:
+        with writer.atomic_folder(out, overwrite=True) as tmp:
             (tmp / "a.txt").write_text("x")
     assert (out / "thesis.docx").read_text() == "years of work"
     assert no_partial(tmp_path)
@@ -104,7 +103,7 @@ def test_simulate_overwrite_replaces_only_its_own_folder(tmp_path):
 def test_a_folder_that_appears_while_writing_is_not_touched(tmp_path):
     out = tmp_path / "out"
     with pytest.raises(OutputError, match="appeared while the results were being written"):
-        with atomic_folder(out) as tmp:
+        with writer.atomic_folder(out) as tmp:
             (tmp / "results.csv").write_text("x\n")
             out.mkdir()
             (out / "users_file.txt").write_text("keep me")
@@ -146,8 +145,13 @@ def test_a_signal_while_writing_removes_the_partial_folder_and_the_lock(tmp_path
 
 def test_a_second_concurrent_run_to_the_same_output_fails_clearly(project, tmp_path):
     out = tmp_path / "out"
-    with output_lock(out):
-        assert_refused(invoke("run", project, "--out", out), "Another evaltool run is writing", ".out.lock")
+    with writer.output_lock(out):
+        assert_refused(
+            invoke("run", project, "--out", out),
+            f"Another evaltool run (process {os.getpid()}) is writing",
+            ".out.lock",
+            "the lock is stale: delete it",
+        )
     assert not out.exists()
     assert invoke("run", project, "--out", out).exit_code == 0  # lock released
 
@@ -198,7 +202,7 @@ def test_text_cells_that_a_spreadsheet_would_run_are_escaped_numbers_are_not():
             "estimate": [-1.5, 2.0, -3.0, 0.0, 1.0, 1.0, 1.0, 1.0],
         }
     )
-    safe = csv_safe(frame)
+    safe = writer.csv_safe(frame)
     assert safe["term"].tolist()[:7] == ["'=HYPERLINK(\"http://x\")", "'+1", "'-cmd", "'@SUM(A1)", "'\tx", "'\rx", "plain"]
     assert pd.isna(safe["term"].iloc[7])
     assert safe["estimate"].tolist() == frame["estimate"].tolist()
@@ -208,23 +212,170 @@ def test_text_cells_that_a_spreadsheet_would_run_are_escaped_numbers_are_not():
 def test_results_csv_escapes_formula_text(tmp_path):
     tidy = pd.DataFrame({"analysis": ["a"], "term": ["=cmd|' /C calc'!A0"], "subgroup": ["@evil"], "estimate": [-2.5]})
     run = SimpleNamespace(tidy=lambda: tidy, to_dict=lambda: {"analyses": []})
-    write_results(run, tmp_path)
+    writer.write_results(run, tmp_path)
     text = (tmp_path / "results.csv").read_text()
     assert "'=cmd" in text and "'@evil" in text and ",-2.5" in text
     for line in text.splitlines()[1:]:
         assert not any(cell.startswith(("=", "+", "@")) for cell in line.split(","))
 
 
-@pytest.mark.parametrize("name", ["../../escape", "a/b", "x\x00y", "..", "naïve name"])
+@pytest.mark.parametrize(
+    "name", ["../../escape", "a/b", "x\x00y", "..", "naïve name", "\x1b[31mred", "tab\tand\nnewline", "<absolute>"]
+)
 def test_figure_file_names_from_user_text_stay_in_the_figures_folder(tmp_path, name):
+    import re
+
     import matplotlib.pyplot as plt
 
     from evaltool.report.figures import save_figure
 
+    # Deep enough that an unsanitised '../..' or absolute name still lands inside tmp_path.
+    figures = tmp_path / "run" / "out" / "figures"
+    name = str(tmp_path / "elsewhere" / "figure") if name == "<absolute>" else name
     fig = plt.figure()
     try:
-        paths = save_figure(fig, tmp_path / "figures", name)
+        paths = save_figure(fig, figures, name)
     finally:
         plt.close(fig)
     for path in paths:
-        assert path.parent == tmp_path / "figures" and path.exists()
+        assert path.parent == figures and path.exists()
+        # Plain, visible names only: no separators, control characters, spaces or leading dot.
+        assert re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*\.(png|svg)", path.name), path.name
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(p.name for p in paths)
+
+
+# ------------------------------------------------ what counts as evaltool's own
+def test_overwrite_cannot_replace_the_current_folder_or_its_parent(project, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    assert invoke("run", project, "--out", out).exit_code == 0  # an evaltool folder, replaceable as such
+    before = snapshot(out)
+    monkeypatch.chdir(out / "figures")
+    assert_refused(invoke("run", project, "--out", out, "--overwrite"), "is the current folder or holds it")
+    assert_refused(invoke("run", project, "--out", "..", "--overwrite"), "is the current folder or holds it")
+    assert snapshot(out) == before
+
+
+def test_overwrite_cannot_replace_a_folder_holding_an_analysis_input(project, tmp_path):
+    # A meta-analysis of an earlier run's results.csv: the earlier output folder is now an input's folder.
+    earlier = tmp_path / "earlier"
+    assert invoke("run", project, "--out", earlier).exit_code == 0
+    meta = (
+        "  - name: pooled\n    method: meta_analysis\n"
+        f"    effects_file: {earlier / 'results.csv'}\n"
+        "    study_column: analysis\n    estimate_column: estimate\n    std_error_column: std_error\n"
+    )
+    project.write_text(project.read_text() + meta)
+    before = snapshot(earlier)
+    assert_refused(invoke("run", project, "--out", earlier, "--overwrite"), "holds the input", "results.csv")
+    assert snapshot(earlier) == before
+
+
+def test_output_given_as_a_link_to_the_data_folder_is_refused(project, tmp_path):
+    link = tmp_path.parent / f"{tmp_path.name}-link"
+    link.symlink_to(tmp_path, target_is_directory=True)
+    try:
+        before = snapshot(tmp_path)
+        assert_refused(invoke("run", project, "--out", link, "--overwrite"), "holds the input")
+        assert snapshot(tmp_path) == before
+    finally:
+        link.unlink()
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        {"files": ["notes.txt"]},  # a "files" list alone is not evaltool's marker
+        {"format": 1, "files": ["notes.txt"]},
+        {"created_by": "someone", "evaltool_version": "1", "files": ["notes.txt"]},
+    ],
+)
+def test_a_look_alike_manifest_does_not_make_a_folder_replaceable(tmp_path, manifest):
+    import json
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    (out / ".evaltool-output.json").write_text(json.dumps({k: v for k, v in manifest.items() if k != "format"}))
+    with pytest.raises(OutputError, match="no evaltool manifest"):
+        with writer.atomic_folder(out, overwrite=True) as tmp:
+            (tmp / "a.txt").write_text("x")
+    assert (out / "notes.txt").read_text() == "mine"
+    assert no_partial(tmp_path)
+
+
+def test_a_pipe_or_link_inside_an_evaltool_folder_is_foreign(project, tmp_path):
+    out = tmp_path / "out"
+    assert invoke("run", project, "--out", out).exit_code == 0
+    os.mkfifo(out / "figures" / "pipe")
+    assert_refused(invoke("run", project, "--out", out, "--overwrite"), "'figures/pipe' is not a regular file")
+    (out / "figures" / "pipe").unlink()
+    (out / "data").symlink_to(tmp_path, target_is_directory=True)
+    assert_refused(invoke("run", project, "--out", out, "--overwrite"), "'data' is a symbolic link")
+    assert (tmp_path / "panel.csv").exists()
+
+
+def test_a_file_added_while_replacing_is_kept_with_the_old_results(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    with writer.atomic_folder(out) as tmp:
+        (tmp / "results.csv").write_text("old\n")
+    before = snapshot(out)
+    real = writer.check_output_folder
+    calls = []
+
+    def check_then_user_writes(*args, **kwargs):
+        real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:  # the re-check just before the old folder is moved away
+            (out / "draft.txt").write_text("typed just now")
+
+    monkeypatch.setattr(writer, "check_output_folder", check_then_user_writes)
+    with pytest.raises(OutputError, match="changed while the results were written.*draft.txt"):
+        with writer.atomic_folder(out, overwrite=True) as tmp:
+            (tmp / "results.csv").write_text("new\n")
+    assert snapshot(out) == {**before, "draft.txt": b"typed just now"}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+
+
+def test_an_empty_folder_that_appears_is_not_replaced_either(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(OutputError, match="appeared while the results were being written"):
+        with writer.atomic_folder(out) as tmp:
+            (tmp / "results.csv").write_text("x\n")
+            out.mkdir()
+            inode = out.stat().st_ino
+    assert out.stat().st_ino == inode and not any(out.iterdir())
+    assert no_partial(tmp_path)
+
+
+def test_rename_noreplace_never_replaces_an_empty_folder(tmp_path):
+    # os.rename(src, dst) would silently replace an empty dst folder (POSIX rename(2)).
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    (src / "a.txt").write_text("a")
+    dst.mkdir()
+    with pytest.raises(FileExistsError):
+        writer.rename_noreplace(src, dst)
+    assert (src / "a.txt").exists() and dst.is_dir() and not any(dst.iterdir())
+    dst.rmdir()
+    writer.rename_noreplace(src, dst)
+    assert (dst / "a.txt").read_text() == "a" and not src.exists()
+
+
+def test_report_rebuild_keeps_the_folder_replaceable(project, tmp_path):
+    import json
+
+    out = tmp_path / "out"
+    assert invoke("run", project, "--out", out).exit_code == 0
+    extra = out / "figures" / "report" / "new_figure.png"
+    extra.parent.mkdir(parents=True, exist_ok=True)
+    extra.write_bytes(b"png")
+    writer.record_files(out, [extra])
+    assert "figures/report/new_figure.png" in json.loads((out / "manifest.json").read_text())["files"]
+    assert invoke("report", out).exit_code == 0
+    assert invoke("run", project, "--out", out, "--overwrite").exit_code == 0
+
+
+def test_csv_column_names_are_escaped_too():
+    frame = pd.DataFrame({"=cmd": ["a"], "estimate": [-1.0]})
+    assert list(writer.csv_safe(frame).columns) == ["'=cmd", "estimate"]
