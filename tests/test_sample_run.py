@@ -68,6 +68,11 @@ def test_2x2_finds_no_effect_when_there_is_none(tmp_path):
     write_simulation(data, tmp_path)
     config = (ROOT / "configs" / "federation_impact.yaml").read_text().replace("../sample_data/", "")
     (tmp_path / "config.yaml").write_text(config)
-    row = run_sample(tmp_path, tmp_path / "config.yaml").iloc[0]
+    results = run_sample(tmp_path, tmp_path / "config.yaml")
+    rows = results[(results["analysis"] == "did_2x2") & (results["term"] == "treated:post") & (results["subgroup"] == "all")]
+    assert len(rows) == 1
+    row = rows.iloc[0]
+    assert row["method"] == "did_2x2"
     assert row["ci_lower"] <= 0 <= row["ci_upper"]
-    assert np.isfinite(row["p_value"])
+    assert np.isfinite(row["p_value"]) and row["p_value"] > 0.05
+    assert row["se_method"] and row["cluster"] and row["n_clusters"] > 1

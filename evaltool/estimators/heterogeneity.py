@@ -279,7 +279,8 @@ def _subgroup_context(context: AnalysisContext, frame: pd.DataFrame) -> Analysis
     """The analysis context with the school panel replaced by a subgroup's (or a gap's) panel."""
     panel = context.study.panel
     covariates = [c for c in panel.covariates if c in panel.frame and c not in frame]
-    extra = [c for c in ("treated",) if c in panel.frame and c not in frame]
+    # The cluster columns too: a subgroup rerun clusters as its analysis does (subgroup files rarely carry them).
+    extra = [c for c in ("treated", "trust", "local_authority") if c in panel.frame and c not in frame]
     if covariates or extra:
         frame = frame.merge(panel.frame[["school", "year", *extra, *covariates]], on=["school", "year"], how="left")
     sub_panel = dataclasses.replace(panel, frame=frame.sort_values(["school", "year"]).reset_index(drop=True),

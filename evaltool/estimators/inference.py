@@ -249,7 +249,9 @@ def check_cluster_count(n_clusters: int, level: str, *, key: str = "inference.cl
         )
 
 
-def few_clusters_route(options: InferenceOptions, n_clusters: int, available: Sequence[str]) -> tuple[str, list[str]]:
+def few_clusters_route(
+    options: InferenceOptions, n_clusters: int, available: Sequence[str], *, level: str = ""
+) -> tuple[str, list[str]]:
     """Which variance method to use given the number of clusters, and warnings to report.
 
     Parameters
@@ -260,6 +262,8 @@ def few_clusters_route(options: InferenceOptions, n_clusters: int, available: Se
         Clusters in the sample (the smaller dimension for two-way clustering).
     available
         The few-cluster methods this estimator implements (``"wild_bootstrap"``, ``"randomisation"``).
+    level
+        Cluster level named in the warning (e.g. ``"local_authority"``; the smaller dimension of a two-way).
 
     Returns
     -------
@@ -292,7 +296,7 @@ def few_clusters_route(options: InferenceOptions, n_clusters: int, available: Se
         return available[0], warnings
     if few:
         warnings.append(
-            f"Only {n_clusters} clusters: cluster-robust standard errors are unreliable below about "
+            f"Only {n_clusters} {level.replace('_', ' ') + ' ' if level else ''}clusters: cluster-robust standard errors are unreliable below about "
             f"{options.few_clusters_below} clusters (typically too small, so intervals are too narrow)"
             + (". Set inference.few_clusters: auto to use a few-cluster method." if available else
                "; this method has no few-cluster alternative, so read its intervals as too narrow.")

@@ -4,6 +4,16 @@ Group-time ATTs (:mod:`~evaltool.estimators.did.staggered`), their
 aggregations (:mod:`~evaltool.estimators.did.aggregate`) and a multiplier
 bootstrap (:mod:`~evaltool.estimators.did.bootstrap`) with uniform bands, plus
 the pre-trend and placebo diagnostics.
+
+Inference
+---------
+The influence functions are summed within clusters (``inference.cluster``: by default the trust, each
+school outside a trust its own cluster; one level only).  The variance is the influence-function one
+``Σ_c S_c² / n²`` with no small-sample factor and normal intervals, as R ``did`` (``correction`` left
+at its default, or ``none``).  ``correction: CR1`` written in the config multiplies it by G/(G − 1)
+(intervals stay normal; the uniform bands scale with it).  The multiplier bootstrap draws one weight per
+cluster, so it is a cluster wild bootstrap (without the null imposed); it is this method's few-cluster
+route (``few_clusters: wild_bootstrap`` needs ``bootstrap_draws`` > 0).
 """
 
 from __future__ import annotations
@@ -23,8 +33,9 @@ from evaltool.errors import EstimationError
 from evaltool.estimators.common import design_problems, result_for
 from evaltool.estimators.did.aggregate import Aggregate, aggregate
 from evaltool.estimators.did.bootstrap import BootstrapResult, PendingDraws, start_group_time_draws
+from evaltool.estimators.did.clustering import DidClusters, label_warnings, resolve_clusters
 from evaltool.estimators.did.staggered import GroupTimeResult, att_gt
-from evaltool.estimators.inference import requested_levels
+from evaltool.estimators.inference import Inference, check_cluster_count, few_clusters_route, inference_problems
 from evaltool.estimators.registry import Method, register
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
@@ -83,7 +94,10 @@ class DidStaggeredOptions(AnalysisBase):
         return value
 
     def cross_check(self, config: Config) -> list[tuple[tuple, str]]:
-        return design_problems(config, self.method, covariates=self.covariates, cluster=self.cluster)
+        problems = design_problems(config, self.method, covariates=self.covariates)
+        problems += inference_problems(config, self, levels=["school", "trust", "local_authority"],
+                                       few_clusters=["wild_bootstrap"] if self.bootstrap_draws else [])
+        return problems
 
 
 def fit_did_staggered(
@@ -92,8 +106,11 @@ def fit_did_staggered(
     *,
     options: DidStaggeredOptions,
     rng: np.random.Generator,
+    clusters: DidClusters | None = None,
 ) -> tuple[list[EffectEstimate], dict, SampleReport, list[str]]:
     """Estimate the staggered DiD on a school × year frame with canonical columns.
+
+    ``clusters``: resolved clusters (default: ``options.inference.cluster`` resolved from ``frame``).
 
     Returns
     -------
@@ -105,8 +122,9 @@ def fit_did_staggered(
     time synchronising than computing on them, dramatically so on a shared machine, so BLAS is limited to
     one thread for the duration of the fit (scoped with threadpoolctl; restored afterwards).
     """
+    clusters = clusters or resolve_clusters(options.inference.levels, frame, two_way=False)
     with _blas_controller().limit(limits=1, user_api="blas"):
-        return _fit(frame, outcome, options=options, rng=rng)
+        return _fit(frame, outcome, options=options, rng=rng, clusters=clusters)
 
 
 @cache
@@ -117,8 +135,11 @@ def _blas_controller() -> ThreadpoolController:
 
 
 def _fit(
-    frame: pd.DataFrame, outcome: str, *, options: DidStaggeredOptions, rng: np.random.Generator
+    frame: pd.DataFrame, outcome: str, *, options: DidStaggeredOptions, rng: np.random.Generator,
+    clusters: DidClusters,
 ) -> tuple[list[EffectEstimate], dict, SampleReport, list[str]]:
+    (level,) = clusters.levels
+    labels = clusters.labels[level]
     gt = att_gt(
         frame,
         outcome,
@@ -128,9 +149,12 @@ def _fit(
         est_method=options.est_method,
         base_period=options.base_period,
         unbalanced=options.unbalanced,
-        cluster=requested_levels(options, frame)[0],
+        cluster=labels,
         stage=options.name,
+        warn_few_clusters=False,
     )
+    check_cluster_count(gt.arrays.n_clusters, level)
+    record, factor, route_warnings = _inference_record(options, clusters, gt.arrays.n_clusters)
     _check_window(gt, options)
     # The bootstrap's compiled loop starts on a helper thread here and runs while the aggregations and the
     # pre-trend test are computed on this one (the draws do not depend on them).
@@ -142,13 +166,13 @@ def _fit(
         min_e, max_e = options.event_window if options.event_window else (-np.inf, np.inf)
         aggs = {kind: aggregate(gt, kind, min_e=min_e, max_e=max_e) for kind in options.aggregations}
         pretrend = staggered_pretrend_test(gt, reference=options.pretrend_reference)
-        blocks = _inference(gt, aggs, options, pending, 1 - options.ci_level)
+        blocks = _inference(gt, aggs, options, pending, 1 - options.ci_level, factor)
     except BaseException:
         if pending is not None:
             pending.cancel()
         raise
 
-    estimates = _estimates(gt, aggs, blocks, options)
+    estimates = _estimates(gt, aggs, blocks, options, record)
     cells = _add_bands(gt.cells, blocks["att_gt"])
     tables = {kind: _add_bands(agg.table, blocks[kind]) for kind, agg in aggs.items() if len(agg.table)}
     arrays = gt.arrays
@@ -160,7 +184,7 @@ def _fit(
             "years": [int(p) for p in arrays.periods],
             "bootstrap_draws": options.bootstrap_draws,
             "bootstrap_weights": options.bootstrap_weights if options.bootstrap_draws else None,
-            "inference": blocks["description"],
+            "inference": record.sentence(),
         },
         "cohort_counts": pd.DataFrame(
             {"cohort": [str(int(k)) if np.isfinite(k) else "never joined" for k in cohorts], "n_schools": counts}
@@ -169,6 +193,7 @@ def _fit(
         "aggregations": tables,
         "overall": {kind: {"att": agg.overall_att, "std_error": blocks[kind]["overall_se"]} for kind, agg in aggs.items()},
         "pretrend_test": pretrend,
+        "inference": record.to_dict(),
     }
     if options.placebo_shift:
         diagnostics["placebo_test"] = placebo_test(
@@ -179,13 +204,13 @@ def _fit(
             anticipation=options.anticipation,
             covariates=tuple(options.covariates),
             est_method=options.est_method,
-            cluster=requested_levels(options, frame)[0],
+            cluster=labels,  # resolved from the whole panel, not the placebo's pre-joining years
             stage=f"{options.name} (placebo)",
         )
     sample = gt.sample
     sample.n_rows_used = int((~np.isnan(arrays.y)).sum())
     sample.n_units_used = arrays.n_units
-    warnings = list(gt.warnings)
+    warnings = [*gt.warnings, *label_warnings(clusters), *route_warnings]
     pre = diagnostics["pretrend_test"]
     if pre["p_value"] is not None and pre["p_value"] < 0.05:
         warnings.append(
@@ -215,13 +240,55 @@ def _check_window(gt: GroupTimeResult, options: DidStaggeredOptions) -> None:
         )
 
 
+def _inference_record(
+    options: DidStaggeredOptions, clusters: DidClusters, n_clusters: int
+) -> tuple[Inference, float, list[str]]:
+    """The inference record of every row, the SE factor (√(G/(G−1)) under an explicit CR1, else 1) and warnings.
+
+    Raises
+    ------
+    EstimationError
+        ``few_clusters: wild_bootstrap`` without bootstrap draws (the multiplier bootstrap is the route).
+    """
+    inference = options.inference
+    draws = options.bootstrap_draws
+    if inference.few_clusters == "wild_bootstrap" and not draws:
+        raise EstimationError(
+            "inference.few_clusters: wild_bootstrap asks for the multiplier bootstrap (a cluster wild bootstrap of "
+            "the influence functions), but bootstrap_draws is 0. Set bootstrap_draws (e.g. 999) or few_clusters: "
+            "auto.",
+            user_error=True,
+        )
+    _, warnings = few_clusters_route(inference, n_clusters, ("wild_bootstrap",) if draws else (),
+                                     level=clusters.levels[0])
+    if draws and n_clusters < inference.few_clusters_below:
+        warnings.append(
+            f"Only {n_clusters} clusters: the standard errors and bands come from the multiplier bootstrap, a wild "
+            "cluster bootstrap, which is the few-cluster route of this method; with very few clusters (below about "
+            "10) even it can be unreliable."
+        )
+    explicit_cr1 = inference.correction == "CR1" and "correction" in inference.model_fields_set
+    if explicit_cr1:
+        correction, factor = "G/(G-1) on the influence-function variance (correction: CR1); normal intervals", float(
+            np.sqrt(n_clusters / (n_clusters - 1)))
+    else:
+        correction, factor = "none (influence-function variance, as R did); normal intervals", 1.0
+    if draws:
+        method = (f"multiplier bootstrap ({draws} {options.bootstrap_weights} draws, one weight per cluster: a wild "
+                  "cluster bootstrap of the influence functions)")
+    else:
+        method = "analytic influence-function SEs"
+    return clusters.record(n_clusters, correction, method), factor, warnings
+
+
 def _inference(
     gt: GroupTimeResult, aggs: dict[str, Aggregate], options: DidStaggeredOptions, pending: PendingDraws | None,
-    alpha: float,
+    alpha: float, factor: float = 1.0,
 ) -> dict:
     """Standard errors and uniform-band critical values per block (one bootstrap of the basis for all blocks).
 
-    ``pending``: the bootstrap started by the caller (``None`` without bootstrap draws).
+    ``pending``: the bootstrap started by the caller (``None`` without bootstrap draws).  ``factor``
+    multiplies every standard error (the bands' critical values are ratios to them, so unchanged).
     """
     n_cells = len(gt.cells)
     identity = np.eye(gt.n_basis)[:, :n_cells]
@@ -243,18 +310,15 @@ def _inference(
         crits = every.bands(ranges, alpha)
         for (name, _), (start, stop), end, crit in zip(coefs.items(), ranges, ends, crits, strict=True):
             blocks[name] = {"se": every.std_error[start:stop], "crit": crit, "overall_se": float(every.std_error[end - 1])}
-        blocks["description"] = (
-            f"multiplier bootstrap ({options.bootstrap_draws} {options.bootstrap_weights} draws, clustered by "
-            f"{arrays.cluster_note}, {arrays.n_clusters} clusters)"
-        )
     else:
         for name, coef in coefs.items():
             se = gt.std_errors(coef)
             k = coef.shape[1] - (name != "att_gt")
             blocks[name] = {"se": se[:k], "crit": np.nan, "overall_se": float(se[-1])}
-        blocks["description"] = (
-            f"analytic influence-function SEs, clustered by {arrays.cluster_note} ({arrays.n_clusters} clusters)"
-        )
+    if factor != 1.0:
+        for name in coefs:
+            blocks[name] = {**blocks[name], "se": factor * np.asarray(blocks[name]["se"]),
+                            "overall_se": factor * blocks[name]["overall_se"]}
     nan_cells = ~np.isfinite(gt.cells["att"].to_numpy())
     blocks["att_gt"]["se"] = np.where(nan_cells, np.nan, blocks["att_gt"]["se"])
     return blocks
@@ -272,9 +336,8 @@ def _add_bands(table: pd.DataFrame, block: dict) -> pd.DataFrame:
 
 
 def _estimates(
-    gt: GroupTimeResult, aggs: dict[str, Aggregate], blocks: dict, options: DidStaggeredOptions
+    gt: GroupTimeResult, aggs: dict[str, Aggregate], blocks: dict, options: DidStaggeredOptions, record: Inference
 ) -> list[EffectEstimate]:
-    inference = blocks["description"]
     cohort = gt.arrays.cohort
     n_treated_all = int(np.isfinite(cohort).sum())
     n_never = int((~np.isfinite(cohort)).sum())
@@ -299,11 +362,11 @@ def _estimates(
                cells["n_treated"].to_numpy()[shown].tolist(), cells["n_control"].to_numpy()[shown].tolist())
     for g, t, value, error, n1, n0 in zip(*columns, strict=True):
         rows.append((f"ATT({g},{t})", "ATT(g,t)", value, error, {"n_treated": n1, "n_control": n0}))
-    return _normal_estimates(rows, ci_level=options.ci_level, inference=inference)
+    return _normal_estimates(rows, ci_level=options.ci_level, **record.row_fields())
 
 
 def _normal_estimates(
-    rows: list[tuple[str, str, float, float, dict]], *, ci_level: float, inference: str
+    rows: list[tuple[str, str, float, float, dict]], *, ci_level: float, **fields: object
 ) -> list[EffectEstimate]:
     """Wald CIs and p-values of many estimates at once, equal to :meth:`EffectEstimate.from_normal` for each row.
 
@@ -314,6 +377,8 @@ def _normal_estimates(
     ----------
     rows
         ``(term, estimand, estimate, std_error, extra fields)`` per estimate.
+    fields
+        Fields shared by every row (the inference record's ``row_fields()``).
     """
     if not rows:
         return []
@@ -328,7 +393,7 @@ def _normal_estimates(
         EffectEstimate(
             term=term, estimand=estimand, estimate=float(estimate[i]), std_error=float(std_error[i]),
             ci_lower=float(lower[i]), ci_upper=float(upper[i]), p_value=float(p_value[i]), ci_level=ci_level,
-            inference=inference, **extra,
+            **fields, **extra,
         )
         for i, (term, estimand, _, _, extra) in enumerate(rows)
     ]
@@ -336,8 +401,10 @@ def _normal_estimates(
 
 def run(context: AnalysisContext) -> AnalysisResult:
     spec: DidStaggeredOptions = context.spec  # type: ignore[assignment]
+    frame = context.panel.frame
+    clusters = resolve_clusters(spec.inference.levels, frame, config=context.config, two_way=False)
     estimates, diagnostics, sample, warnings = fit_did_staggered(
-        context.panel.frame, context.outcome, options=spec, rng=context.rng
+        frame, context.outcome, options=spec, rng=context.rng, clusters=clusters
     )
     return result_for(context, estimates, diagnostics, sample, warnings)
 

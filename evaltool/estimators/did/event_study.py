@@ -24,10 +24,16 @@ from pydantic import Field, model_validator
 from evaltool.config.models import EventTime
 from evaltool.diagnostics.pretrends import wald_test
 from evaltool.errors import EstimationError
-from evaltool.estimators.common import few_clusters_warning, result_for
+from evaltool.estimators.common import result_for
 from evaltool.estimators.did.bootstrap import sup_t_crit
-from evaltool.estimators.did.twfe import TwfeOptionsBase, fit_panel_ols, prepare_twfe_sample
-from evaltool.estimators.inference import requested_levels
+from evaltool.estimators.did.clustering import DidClusters, df_for, label_warnings, regression_route, resolve_clusters
+from evaltool.estimators.did.twfe import (
+    TwfeOptionsBase,
+    fit_panel_ols,
+    panel_inference,
+    panel_wild_bootstrap,
+    prepare_twfe_sample,
+)
 from evaltool.estimators.registry import Method, register
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
@@ -109,8 +115,13 @@ def fit_event_study(
     *,
     options: EventStudyOptions,
     rng: np.random.Generator,
+    clusters: DidClusters | None = None,
 ) -> tuple[list[EffectEstimate], dict, SampleReport, list[str]]:
     """TWFE event study on a school × year frame with canonical columns.
+
+    ``clusters``: resolved clusters (default: ``options.inference.cluster`` resolved from ``frame``).
+    With few clusters the average post-joining coefficient gets a wild cluster bootstrap p-value and
+    interval; the event-time rows stay cluster-robust (their rows say so).
 
     Returns
     -------
@@ -121,17 +132,19 @@ def fit_event_study(
     warnings: list[str] = []
     data = prepare_twfe_sample(frame, outcome, list(options.covariates), sample, stage)
     data, names, times = event_time_dummies(data, options.window, options.reference, options.bin_endpoints, sample, stage)
-    level, by_year, _ = requested_levels(options, frame)
-    fit, n_clusters, note, smallest = fit_panel_ols(
+    inference = options.inference
+    clusters = clusters or resolve_clusters(inference.levels, frame)
+    panel = fit_panel_ols(
         data,
         outcome,
         [*names, *options.covariates],
-        cluster=level,
-        cluster_by_year=by_year,
+        clusters=clusters,
+        correction=inference.correction,
         regressor_labels={n: f"event time {k}" for n, k in zip(names, times, strict=True)},
     )
-    if n_clusters < 30:
-        warnings.append(few_clusters_warning(n_clusters, smallest))
+    fit, n_clusters = panel.fit, panel.n_clusters
+    route, route_warnings = regression_route(inference, clusters, n_clusters, panel.smallest)
+    warnings += label_warnings(clusters) + route_warnings
     beta = fit.params[names].to_numpy()
     cov = fit.cov.loc[names, names].to_numpy()
     se = np.sqrt(np.diag(cov))
@@ -151,8 +164,12 @@ def fit_event_study(
     post = times_arr >= 0
     avg = np.full(len(names), 0.0)
     avg[post] = 1 / post.sum()
-    df = n_clusters - 1
-    common = {"ci_level": options.ci_level, "inference": f"cluster-robust by {note} ({n_clusters} clusters), t({df})", "df": df}
+    boot = None
+    if route == "wild_bootstrap":
+        boot = panel_wild_bootstrap(data, outcome, panel, pd.Series(avg, index=names), options=inference, rng=rng,
+                                    ci_level=options.ci_level)
+    main_record, record = panel_inference(panel, clusters, inference, route, boot)
+    common = {"ci_level": options.ci_level, "df": df_for(inference.correction, n_clusters)}
     schools = data.drop_duplicates("school")
     joined = schools["join_year"].notna()
     estimates = [
@@ -165,10 +182,14 @@ def fit_event_study(
             n_control=int((~joined).sum()),
             n_obs=int(fit.nobs),
             **common,
+            **main_record.row_fields(),
         )
     ]
+    if boot is not None:
+        estimates[0] = estimates[0].with_context(ci_lower=boot.ci_lower, ci_upper=boot.ci_upper, p_value=boot.p_value)
     for k, b, s in zip(times, beta, se, strict=True):
-        estimates.append(EffectEstimate.from_normal(term=f"event_time={k}", estimand="event-study coefficient (TWFE)", estimate=b, std_error=s, **common))
+        estimates.append(EffectEstimate.from_normal(term=f"event_time={k}", estimand="event-study coefficient (TWFE)",
+                                                    estimate=b, std_error=s, **common, **record.row_fields()))
 
     table = pd.DataFrame({"event_time": times, "att": beta, "std_error": se, "critical_value": crit})
     table["ci_lower_uniform"] = table["att"] - crit * table["std_error"]
@@ -191,19 +212,23 @@ def fit_event_study(
             "bin_endpoints": options.bin_endpoints,
             "reference": options.reference,
             "covariates": list(options.covariates),
-            "cluster": note,
+            "cluster": clusters.name,
             "n_clusters": n_clusters,
             "band_draws": options.band_draws,
         },
         "event_study": table,
         "pretrend_test": pretest,
+        "inference": main_record.to_dict(),
     }
     return estimates, diagnostics, sample, warnings
 
 
 def run(context: AnalysisContext) -> AnalysisResult:
     spec: EventStudyOptions = context.spec  # type: ignore[assignment]
-    estimates, diagnostics, sample, warnings = fit_event_study(context.panel.frame, context.outcome, options=spec, rng=context.rng)
+    frame = context.panel.frame
+    clusters = resolve_clusters(spec.inference.levels, frame, config=context.config)
+    estimates, diagnostics, sample, warnings = fit_event_study(frame, context.outcome, options=spec, rng=context.rng,
+                                                               clusters=clusters)
     return result_for(context, estimates, diagnostics, sample, warnings)
 
 

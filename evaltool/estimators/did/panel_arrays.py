@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from evaltool.errors import DataError, EstimationError
-from evaltool.estimators.common import cluster_ids
+from evaltool.estimators.inference import ClusterLabels, school_cluster_labels
 from evaltool.results import SampleReport
 
 NEVER = np.inf
@@ -43,9 +43,11 @@ class PanelArrays:
     n_clusters
         Number of clusters.
     cluster_note
-        Description of the clustering for the results.
+        The cluster level (``"school"``, ``"trust"`` …) for the results.
     covariates
         Covariate names (the last axis of ``x``).
+    cluster_notes
+        What resolving the cluster labels involved (blank ids filled, trusts linked), for the report.
     """
 
     units: np.ndarray
@@ -57,6 +59,7 @@ class PanelArrays:
     n_clusters: int
     cluster_note: str
     covariates: tuple[str, ...]
+    cluster_notes: tuple[str, ...] = ()
 
     @property
     def n_units(self) -> int:
@@ -80,6 +83,7 @@ class PanelArrays:
             n_clusters=len(uniques),
             cluster_note=self.cluster_note,
             covariates=self.covariates,
+            cluster_notes=self.cluster_notes,
         )
 
 
@@ -88,7 +92,7 @@ def panel_arrays(
     outcome: str,
     *,
     covariates: tuple[str, ...] | list[str] = (),
-    cluster: str = "school",
+    cluster: str | ClusterLabels = "school",
 ) -> PanelArrays:
     """Build :class:`PanelArrays` from a frame with canonical columns.
 
@@ -101,7 +105,10 @@ def panel_arrays(
     outcome, covariates
         Column names.
     cluster
-        ``"school"``, ``"trust"`` or ``"local_authority"``.
+        ``"school"``, a school-level column (``"trust"``, ``"local_authority"``), or labels resolved
+        beforehand (:func:`~evaltool.estimators.inference.school_cluster_labels`, e.g. from the whole panel
+        when ``frame`` is a part of it).  A column is resolved from ``frame``: blanks filled from the
+        school's other years, schools in two trusts linking them.
 
     Raises
     ------
@@ -110,7 +117,7 @@ def panel_arrays(
         its join year differs between rows.
     """
     needed = ["school", "year", "join_year", outcome, *covariates]
-    if cluster != "school":
+    if isinstance(cluster, str) and cluster != "school":
         needed.append(cluster)
     missing = [c for c in needed if c not in frame.columns]
     if missing:
@@ -155,16 +162,12 @@ def panel_arrays(
     if covariates:
         x = _to_cells(frame[list(covariates)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float), flat, n * t)
 
-    if cluster == "school":
-        codes, n_clusters, note = np.arange(n), n, "school"
+    labels = school_cluster_labels(frame, cluster) if isinstance(cluster, str) and cluster != "school" else cluster
+    if not isinstance(labels, ClusterLabels) or labels.level == "school":
+        codes, n_clusters, note, notes = np.arange(n), n, "school", ()
     else:
-        schools = pd.Series(np.asarray(units), name="school")
-        if unit_code is None:
-            unit_code = np.repeat(layout[0], t)
-        first = frame.assign(_u=unit_code).sort_values(["_u", "year"]).groupby("_u")[cluster].first()
-        school_rows = pd.DataFrame({cluster: first.to_numpy()}, index=schools)
-        codes_s, n_clusters, note = cluster_ids(schools, school_rows, cluster)
-        codes = codes_s.to_numpy()
+        codes, n_clusters = labels.codes_for(np.asarray(units))
+        note, notes = labels.level.replace("_", " "), labels.notes
     return PanelArrays(
         units=np.asarray(units),
         periods=np.asarray(periods, dtype=np.int64),
@@ -175,6 +178,7 @@ def panel_arrays(
         n_clusters=int(n_clusters),
         cluster_note=note,
         covariates=tuple(covariates),
+        cluster_notes=tuple(notes),
     )
 
 

@@ -21,6 +21,7 @@ from evaltool.errors import EstimationError
 from evaltool.estimators.did import twoperiod
 from evaltool.estimators.did.blocks import CellPlan, CohortBlocks, unconditional_blocks
 from evaltool.estimators.did.panel_arrays import NEVER, PanelArrays, balance, panel_arrays
+from evaltool.estimators.inference import ClusterLabels
 from evaltool.results import SampleReport
 
 ControlGroup = Literal["never_joined", "not_yet_joined"]
@@ -239,8 +240,9 @@ def att_gt(
     est_method: EstMethod = "dr",
     base_period: BasePeriod = "varying",
     unbalanced: Unbalanced = "balance",
-    cluster: str = "school",
+    cluster: str | ClusterLabels = "school",
     stage: str = "did_staggered",
+    warn_few_clusters: bool = True,
 ) -> GroupTimeResult:
     r"""Estimate every ATT(g, t) with its influence function.
 
@@ -269,9 +271,12 @@ def att_gt(
         every year, reporting the others (R ``did``'s default);
         ``"available_pairs"``: each cell uses the schools observed in both of its years.
     cluster
-        Clustering level of the influence functions: ``school``, ``trust`` or ``local_authority``.
+        Clustering level of the influence functions: ``school``, ``trust`` or ``local_authority`` (resolved
+        from ``frame``), or labels resolved beforehand (see :func:`.panel_arrays.panel_arrays`).
     stage
         Name recorded with the exclusions.
+    warn_few_clusters
+        Warn when fewer than 30 clusters remain (callers that choose a few-cluster route warn themselves).
 
     Returns
     -------
@@ -315,7 +320,8 @@ def att_gt(
     arrays = _drop_unusable_cohorts(arrays, anticipation, sample, warnings, stage)
     if unbalanced == "balance":
         arrays = balance(arrays, sample, stage=stage)
-    arrays, controls_only = _check_design(arrays, control_group, anticipation, sample, warnings, stage)
+    arrays, controls_only = _check_design(arrays, control_group, anticipation, sample, warnings, stage,
+                                          warn_few_clusters)
     if covariates:
         _check_collinear(arrays)
 
@@ -505,7 +511,8 @@ def _drop_unusable_cohorts(
 
 
 def _check_design(
-    arrays: PanelArrays, control_group: str, anticipation: int, sample: SampleReport, warnings: list[str], stage: str
+    arrays: PanelArrays, control_group: str, anticipation: int, sample: SampleReport, warnings: list[str], stage: str,
+    warn_few_clusters: bool = True,
 ) -> tuple[PanelArrays, set]:
     cohort = arrays.cohort
     finite = np.unique(cohort[np.isfinite(cohort)])
@@ -549,7 +556,7 @@ def _check_design(
             stage=stage,
             changes_estimand=True,
         )
-    if arrays.n_clusters < 30:
+    if warn_few_clusters and arrays.n_clusters < 30:
         from evaltool.estimators.common import few_clusters_warning
 
         warnings.append(few_clusters_warning(arrays.n_clusters, arrays.cluster_note.split(" (")[0].replace(" ", "_")))

@@ -1,9 +1,11 @@
 """``method: did_twfe``: two-way fixed-effects DiD, with its negative-weight diagnostic.
 
 ``y_it = α_i + λ_t + β·D_it + X_it'γ + ε_it`` estimated with
-:class:`linearmodels.PanelOLS` (school and year effects), standard errors
-clustered by school, trust or local authority (optionally also by year:
-two-way clustering).  Under staggered joining β is a weighted average of
+:class:`linearmodels.PanelOLS` (school effects absorbed, year effects as
+regressors), standard errors clustered as ``inference.cluster`` says (by
+default the trust, each school outside a trust its own cluster; optionally
+two-way, e.g. ``[design, year]``), CR1 with t(G − 1), or a wild cluster
+bootstrap when clusters are few.  Under staggered joining β is a weighted average of
 school-year effects whose weights can be negative (de Chaisemartin &
 D'Haultfœuille 2020, *AER* 110(9), Theorem 1); the diagnostics report those
 weights, so users see why the staggered estimator differs.
@@ -11,6 +13,7 @@ weights, so users see why the staggered estimator differs.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -18,11 +21,20 @@ import pandas as pd
 from linearmodels import PanelOLS
 from pydantic import Field
 
+from evaltool.config.inference import InferenceOptions
 from evaltool.config.models import AnalysisBase
 from evaltool.errors import EstimationError
-from evaltool.estimators.common import cluster_ids, design_problems, few_clusters_warning, result_for
-from evaltool.estimators.inference import requested_levels
+from evaltool.estimators.common import design_problems, result_for
+from evaltool.estimators.did.clustering import (
+    DidClusters,
+    df_for,
+    label_warnings,
+    regression_route,
+    resolve_clusters,
+)
+from evaltool.estimators.inference import CORRECTIONS, Inference, inference_problems
 from evaltool.estimators.registry import Method, register
+from evaltool.estimators.wild_bootstrap import WildBootstrapResult, wild_cluster_bootstrap
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
 if TYPE_CHECKING:
@@ -39,7 +51,10 @@ class TwfeOptionsBase(AnalysisBase):
     """Confidence level of the intervals."""
 
     def cross_check(self, config: Config) -> list[tuple[tuple, str]]:
-        return design_problems(config, self.method, covariates=self.covariates, cluster=self.cluster)
+        problems = design_problems(config, self.method, covariates=self.covariates)
+        problems += inference_problems(config, self, levels=["school", "trust", "local_authority"],
+                                       few_clusters=["wild_bootstrap"], two_way=True)
+        return problems
 
 
 class DidTwfeOptions(TwfeOptionsBase):
@@ -75,44 +90,124 @@ def prepare_twfe_sample(
     return data
 
 
+@dataclass(frozen=True)
+class PanelFit:
+    """A PanelOLS fit with the clusters and the design it used.
+
+    Attributes
+    ----------
+    fit
+        linearmodels results (coefficients of ``regressors`` and the year effects).
+    exog
+        Regressors then year effects (first year left out), indexed by school and year.
+    dims
+        ``(level, code of each row, number of clusters)`` per cluster dimension.
+    n_clusters
+        Clusters of the smallest dimension (G of the t(G − 1) reference).
+    k
+        K of the CR1 factor: regressors plus year effects (the school effects are nested in the clusters).
+    """
+
+    fit: object
+    exog: pd.DataFrame
+    dims: list[tuple[str, np.ndarray, int]]
+    n_clusters: int
+    k: int
+
+    @property
+    def smallest(self) -> str:
+        """Level of the dimension with the fewest clusters."""
+        return min(self.dims, key=lambda dim: dim[2])[0]
+
+    @property
+    def k_note(self) -> str:
+        n_years = int(self.exog.columns.str.startswith(YEAR_PREFIX).sum())
+        return (f"K = {self.k}: {self.k - n_years} regressor(s) and {n_years} year effects; the school effects are "
+                "nested in the clusters and not counted")
+
+
+YEAR_PREFIX = "__year_"
+
+
 def fit_panel_ols(
     data: pd.DataFrame,
     outcome: str,
     regressors: list[str],
     *,
-    cluster: str,
-    cluster_by_year: bool,
+    clusters: DidClusters,
+    correction: str = "CR1",
     regressor_labels: dict[str, str] | None = None,
-) -> tuple[object, int, str, str]:
+) -> PanelFit:
     """PanelOLS with school and year effects and clustered covariance.
 
-    Returns
-    -------
-    fitted results, number of clusters (the smaller dimension under two-way clustering), description,
-    and the name of that dimension.
+    Notes
+    -----
+    School effects are absorbed and year effects enter as regressors, so that ``correction: CR1`` is
+    ``G/(G−1)·(N−1)/(N−K)`` with K the regressors plus the T − 1 year effects (school effects are nested
+    in the clusters, so not counted, as in Stata's ``xtreg, fe vce(cluster)``): linearmodels'
+    ``debiased=True`` (N/(N−K)) with ``group_debias=True`` (G/(G−1)·(N−1)/N), effects not counted.
+    Under two-way clustering each of the three one-way matrices (Cameron, Gelbach & Miller 2011) has
+    its own G/(G−1).  ``correction: none`` is the plain sandwich.
 
     Raises
     ------
     EstimationError
-        If the regressors are collinear with each other or with the fixed effects.
+        If the regressors are collinear with each other or with the fixed effects, or a cluster dimension
+        has fewer than two clusters.
     """
     indexed = data.set_index(["school", "year"])
-    schools = data["school"]
-    school_rows = data.drop_duplicates("school").set_index("school")
-    codes, n_clusters, note = cluster_ids(schools, school_rows, cluster)
-    clusters = pd.DataFrame({"c1": codes.to_numpy()}, index=indexed.index)
-    smallest = cluster
-    if cluster_by_year:
-        clusters["c2"] = pd.factorize(data["year"])[0]
-        n_years = int(clusters["c2"].nunique())
-        note += f" ({n_clusters}) and year ({n_years}), two-way"
-        if n_years < n_clusters:
-            n_clusters, smallest = n_years, "year"
+    dims = clusters.row_codes(data)
+    cluster_frame = pd.DataFrame({f"c{i}": codes for i, (_, codes, _) in enumerate(dims)}, index=indexed.index)
     labels = regressor_labels or {}
     _check_rank(indexed, regressors, [labels.get(r, r) for r in regressors])
-    model = PanelOLS(indexed[outcome], indexed[regressors], entity_effects=True, time_effects=True, drop_absorbed=False)
-    fit = model.fit(cov_type="clustered", clusters=clusters)
-    return fit, n_clusters, note, smallest
+    years = np.sort(data["year"].unique())[1:]
+    year_effects = pd.DataFrame(
+        (data["year"].to_numpy()[:, None] == years[None, :]).astype(float),
+        columns=[f"{YEAR_PREFIX}{y}" for y in years], index=indexed.index,
+    )
+    exog = pd.concat([indexed[regressors], year_effects], axis=1)
+    model = PanelOLS(indexed[outcome], exog, entity_effects=True, drop_absorbed=False)
+    cr1 = correction == "CR1"
+    fit = model.fit(cov_type="clustered", clusters=cluster_frame, debiased=cr1, group_debias=cr1, auto_df=False,
+                    count_effects=False)
+    return PanelFit(fit=fit, exog=exog, dims=dims, n_clusters=min(n for _, _, n in dims), k=exog.shape[1])
+
+
+def panel_wild_bootstrap(
+    data: pd.DataFrame, outcome: str, panel: PanelFit, contrast: pd.Series, *, options: InferenceOptions,
+    rng: np.random.Generator, ci_level: float,
+) -> WildBootstrapResult:
+    """Wild cluster bootstrap of ``contrast @ β`` in the TWFE regression (one-way clustering).
+
+    The school effects are partialled out (within-school demeaning); they are nested in the clusters, so
+    the bootstrap on the demeaned data is exact (see :mod:`evaltool.estimators.wild_bootstrap`).
+    """
+    school = data["school"].to_numpy()
+    exog = panel.exog.to_numpy()
+    y = data[outcome].to_numpy(dtype=float)
+    x_dm = exog - pd.DataFrame(exog).groupby(school).transform("mean").to_numpy()
+    y_dm = y - pd.Series(y).groupby(school).transform("mean").to_numpy()
+    weights = contrast.reindex(panel.exog.columns, fill_value=0.0).to_numpy()
+    return wild_cluster_bootstrap(y_dm, x_dm, weights, panel.dims[0][1], n_draws=options.wild_bootstrap_draws,
+                                  rng=rng, ci_level=ci_level)
+
+
+def panel_inference(
+    panel: PanelFit, clusters: DidClusters, options: InferenceOptions, route: str, boot: WildBootstrapResult | None
+) -> tuple[Inference, Inference]:
+    """Inference records of the main coefficient and of the other rows (cluster-robust)."""
+    correction = CORRECTIONS[options.correction]
+    notes = [panel.k_note]
+    if clusters.two_way:
+        sizes = " and ".join(f"{n} {level.replace('_', ' ')} clusters" for level, _, n in panel.dims)
+        notes.append(f"two-way: {sizes}; G of t(G-1) is the smaller")
+    robust = clusters.record(panel.n_clusters, correction, "cluster-robust", notes)
+    if boot is None:
+        return robust, robust
+    main = clusters.record(panel.n_clusters, correction, boot.method,
+                           [*notes, "the standard error is the cluster-robust one; the p-value and interval are the "
+                            "bootstrap's"])
+    return main, robust
 
 
 def _check_rank(indexed: pd.DataFrame, regressors: list[str], names: list[str]) -> None:
@@ -180,12 +275,23 @@ def fit_did_twfe(
     outcome: str,
     *,
     covariates: list[str] | tuple[str, ...] = (),
-    cluster: str = "school",
+    cluster: str | tuple[str, str] | DidClusters = "school",
     cluster_by_year: bool = False,
     ci_level: float = 0.95,
     stage: str = "did_twfe",
+    inference: InferenceOptions | None = None,
+    rng: np.random.Generator | None = None,
 ) -> tuple[EffectEstimate, dict, SampleReport, list[str]]:
     """Two-way fixed-effects DiD on a school × year frame with canonical columns.
+
+    Parameters
+    ----------
+    cluster
+        Cluster level(s) (resolved from ``frame``), or resolved clusters; ``cluster_by_year`` adds year.
+    inference
+        Correction and few-cluster method (its ``cluster`` is not read); default CR1, ``few_clusters: none``.
+    rng
+        Generator of the wild cluster bootstrap (needed when it is used).
 
     Returns
     -------
@@ -201,12 +307,20 @@ def fit_did_twfe(
             "Check columns.join_year and data.exclude_years.",
             user_error=True,
         )
-    fit, n_clusters, note, smallest = fit_panel_ols(
-        data, outcome, ["treated_now", *covariates], cluster=cluster, cluster_by_year=cluster_by_year,
-        regressor_labels={"treated_now": "joined"},
-    )
-    if n_clusters < 30:
-        warnings.append(few_clusters_warning(n_clusters, smallest))
+    options = inference or InferenceOptions(few_clusters="none")
+    clusters = as_clusters(cluster, cluster_by_year, frame)
+    panel = fit_panel_ols(data, outcome, ["treated_now", *covariates], clusters=clusters,
+                          correction=options.correction, regressor_labels={"treated_now": "joined"})
+    fit, n_clusters = panel.fit, panel.n_clusters
+    route, route_warnings = regression_route(options, clusters, n_clusters, panel.smallest)
+    warnings += label_warnings(clusters) + route_warnings
+    boot = None
+    if route == "wild_bootstrap":
+        if rng is None:
+            raise ValueError("fit_did_twfe: the wild cluster bootstrap needs rng (a numpy Generator)")
+        boot = panel_wild_bootstrap(data, outcome, panel, pd.Series({"treated_now": 1.0}), options=options, rng=rng,
+                                    ci_level=ci_level)
+    record, _ = panel_inference(panel, clusters, options, route, boot)
     schools = data.drop_duplicates("school")
     joined = schools["join_year"].notna()
     estimate = EffectEstimate.from_normal(
@@ -215,12 +329,14 @@ def fit_did_twfe(
         estimate=float(fit.params["treated_now"]),
         std_error=float(fit.std_errors["treated_now"]),
         ci_level=ci_level,
-        df=n_clusters - 1,
+        df=df_for(options.correction, n_clusters),
         n_treated=int(joined.sum()),
         n_control=int((~joined).sum()),
         n_obs=int(fit.nobs),
-        inference=f"cluster-robust by {note} ({n_clusters} clusters), t({n_clusters - 1})",
+        **record.row_fields(),
     )
+    if boot is not None:
+        estimate = estimate.with_context(ci_lower=boot.ci_lower, ci_upper=boot.ci_upper, p_value=boot.p_value)
     sample.n_rows_used = int(fit.nobs)
     sample.n_units_used = int(len(schools))
     weights = negative_weights(data)
@@ -236,29 +352,46 @@ def fit_did_twfe(
     diagnostics = {
         "design": {
             "covariates": covariates,
-            "cluster": note,
+            "cluster": clusters.name,
             "n_clusters": n_clusters,
             "n_cohorts": int(cohorts),
-            "coefficients": pd.DataFrame(
-                {"term": fit.params.index, "estimate": fit.params.to_numpy(), "std_error": fit.std_errors.to_numpy()}
-            ),
+            "coefficients": coefficient_table(fit),
         },
         "negative_weights": weights,
+        "inference": record.to_dict(),
     }
     return estimate, diagnostics, sample, warnings
 
 
+def as_clusters(cluster: str | tuple[str, str] | DidClusters, by_year: bool, frame: pd.DataFrame) -> DidClusters:
+    """Resolved clusters from a library call's ``cluster`` (and ``cluster_by_year``) arguments."""
+    if isinstance(cluster, DidClusters):
+        return cluster
+    levels = (cluster,) if isinstance(cluster, str) else tuple(cluster)
+    if by_year:
+        levels = (*levels, "year")
+    return resolve_clusters(levels, frame)
+
+
+def coefficient_table(fit) -> pd.DataFrame:
+    """Coefficients and SEs of the regressors (the year effects left out)."""
+    keep = ~fit.params.index.str.startswith(YEAR_PREFIX)
+    return pd.DataFrame({"term": fit.params.index[keep], "estimate": fit.params.to_numpy()[keep],
+                         "std_error": fit.std_errors.to_numpy()[keep]})
+
+
 def run(context: AnalysisContext) -> AnalysisResult:
     spec: DidTwfeOptions = context.spec  # type: ignore[assignment]
-    level, by_year, _ = requested_levels(spec, context.panel.frame)
+    frame = context.panel.frame
     estimate, diagnostics, sample, warnings = fit_did_twfe(
-        context.panel.frame,
+        frame,
         context.outcome,
         covariates=spec.covariates,
-        cluster=level,
-        cluster_by_year=by_year,
+        cluster=resolve_clusters(spec.inference.levels, frame, config=context.config),
         ci_level=spec.ci_level,
         stage=spec.name,
+        inference=spec.inference,
+        rng=context.rng,
     )
     return result_for(context, [estimate], diagnostics, sample, warnings)
 
@@ -274,7 +407,7 @@ register(
         name="did_twfe",
         options=DidTwfeOptions,
         run=run,
-        summary="Two-way fixed-effects DiD (school and year effects), clustered SEs, negative-weight diagnostic.",
+        summary="Two-way fixed-effects DiD (school and year effects), SEs clustered by trust (design), negative weights.",
         figures=figures,
     )
 )

@@ -4,8 +4,10 @@ Treated schools joined between the pre and post periods; comparison schools
 never joined (or, optionally, had not joined by the end of the post period).
 Each school's outcome is averaged over the pre years and over the post years,
 and the DiD is estimated by OLS of those means on ``treated``, ``post`` and
-``treated × post`` with standard errors clustered by school (or trust / local
-authority).
+``treated × post`` with cluster-robust standard errors (``inference.cluster``:
+by default the trust, each school outside a trust its own cluster; CR1 with
+t(G − 1), as statsmodels' default ``use_correction``), or a wild cluster
+bootstrap when clusters are few.
 """
 
 from __future__ import annotations
@@ -17,12 +19,21 @@ import pandas as pd
 import statsmodels.api as sm
 from pydantic import Field, model_validator
 
+from evaltool.config.inference import InferenceOptions
 from evaltool.config.models import AnalysisBase, Year
 from evaltool.diagnostics.balance import balance_table
 from evaltool.errors import EstimationError
-from evaltool.estimators.common import cluster_ids, design_problems, few_clusters_warning, result_for
-from evaltool.estimators.inference import requested_levels
+from evaltool.estimators.common import design_problems, result_for
+from evaltool.estimators.did.clustering import (
+    DidClusters,
+    df_for,
+    label_warnings,
+    regression_route,
+    resolve_clusters,
+)
+from evaltool.estimators.inference import CORRECTIONS, inference_problems
 from evaltool.estimators.registry import Method, register
+from evaltool.estimators.wild_bootstrap import wild_cluster_bootstrap
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
 if TYPE_CHECKING:
@@ -57,7 +68,9 @@ class Did2x2Options(AnalysisBase):
         return self
 
     def cross_check(self, config: Config) -> list[tuple[tuple, str]]:
-        problems = design_problems(config, self.method, cluster=self.cluster)
+        problems = design_problems(config, self.method)
+        problems += inference_problems(config, self, levels=["school", "trust", "local_authority"],
+                                       few_clusters=["wild_bootstrap"])
         excluded = sorted(set(config.data.exclude_years) & set(self.pre_years + self.post_years))
         if excluded:
             problems.append((("pre_years",), f"years {excluded} are also in data.exclude_years; remove them from one of the two"))
@@ -88,11 +101,23 @@ def fit_did_2x2(
     pre_years: list[int],
     post_years: list[int],
     comparison: str = "never_joined",
-    cluster: str = "school",
+    cluster: str | DidClusters = "school",
     ci_level: float = 0.95,
     covariates: tuple[str, ...] | list[str] = (),
+    inference: InferenceOptions | None = None,
+    rng: np.random.Generator | None = None,
 ) -> tuple[EffectEstimate, dict, SampleReport, list[str]]:
     """Estimate the 2×2 DiD on a school × year frame with canonical columns.
+
+    Parameters
+    ----------
+    cluster
+        Cluster level (one of school, trust, local_authority, resolved from ``frame``) or resolved clusters.
+    inference
+        Correction and few-cluster method (its ``cluster`` is not read: see ``cluster``); default CR1 and
+        ``few_clusters: none``.
+    rng
+        Generator of the wild cluster bootstrap weights (needed when it is used).
 
     Returns
     -------
@@ -152,27 +177,43 @@ def fit_did_2x2(
         )
 
     school_rows = data.drop_duplicates("school").set_index("school")
-    clusters, n_clusters, cluster_note = cluster_ids(means["school"], school_rows, cluster)
-    if n_clusters < 30:
-        warnings.append(few_clusters_warning(n_clusters, cluster))
+    options = inference or InferenceOptions(few_clusters="none")
+    if not isinstance(cluster, DidClusters):
+        cluster = resolve_clusters(cluster, frame, two_way=False)
+    ((_, clusters, n_clusters),) = cluster.row_codes(means)
+    route, route_warnings = regression_route(options, cluster, n_clusters, cluster.levels[0])
+    warnings += label_warnings(cluster) + route_warnings
 
     X = sm.add_constant(
         np.column_stack([means["treated"], means["post"], means["treated"] * means["post"]]), has_constant="add"
     )
     model = sm.OLS(means["y"].to_numpy(), X)
-    fit = model.fit(cov_type="cluster", cov_kwds={"groups": clusters}, use_t=True)
+    # statsmodels' use_correction=True is CR1: G/(G-1)·(N-1)/(N-K), K = 4 coefficients.
+    cov_kwds = {"groups": clusters, "use_correction": options.correction == "CR1"}
+    fit = model.fit(cov_type="cluster", cov_kwds=cov_kwds, use_t=True)
+    k_note = f"K = {X.shape[1]} coefficients (constant, treated, post, treated:post)"
+    record = cluster.record(n_clusters, CORRECTIONS[options.correction], "cluster-robust", [k_note])
     estimate = EffectEstimate.from_normal(
         term="treated:post",
         estimand="ATT",
         estimate=float(fit.params[3]),
         std_error=float(fit.bse[3]),
         ci_level=ci_level,
-        df=n_clusters - 1,
+        df=df_for(options.correction, n_clusters),
         n_treated=n_treated,
         n_control=n_control,
         n_obs=int(len(data.loc[data["school"].isin(means["school"])])),
-        inference=f"cluster-robust by {cluster_note} ({n_clusters} clusters), t({n_clusters - 1})",
     )
+    if route == "wild_bootstrap":
+        if rng is None:
+            raise ValueError("fit_did_2x2: the wild cluster bootstrap needs rng (a numpy Generator)")
+        boot = wild_cluster_bootstrap(means["y"].to_numpy(), X, np.array([0.0, 0.0, 0.0, 1.0]), clusters,
+                                      n_draws=options.wild_bootstrap_draws, rng=rng, ci_level=ci_level)
+        estimate = estimate.with_context(ci_lower=boot.ci_lower, ci_upper=boot.ci_upper, p_value=boot.p_value)
+        record = cluster.record(n_clusters, CORRECTIONS[options.correction], boot.method,
+                                [k_note, "the standard error is the cluster-robust one; the p-value and interval "
+                                 "are the bootstrap's"])
+    estimate = estimate.with_context(**record.row_fields())
     sample.n_rows_used = estimate.n_obs or 0
     sample.n_units_used = n_treated + n_control
 
@@ -193,7 +234,7 @@ def fit_did_2x2(
             "pre_years": list(pre_years),
             "post_years": list(post_years),
             "comparison": comparison,
-            "cluster": cluster,
+            "cluster": cluster.name,
             "n_clusters": n_clusters,
             "treated_cohorts": {
                 int(k): int(v)
@@ -210,10 +251,14 @@ def fit_did_2x2(
             "comparison_post": float(cell.get((0.0, 1.0), np.nan)),
         },
         "yearly_means": yearly.rename(columns={"mean": "mean_outcome", "count": "n_schools"}),
+        "inference": record.to_dict(),
     }
     if len(pre_years) >= 2:
-        diagnostics["pretrend_test"] = pretrend_placebo(analysed, pre_years, treated_schools, clusters_by_school(
-            means["school"], clusters))
+        diagnostics["pretrend_test"] = pretrend_placebo(
+            analysed, pre_years, treated_schools,
+            clusters_by_school(means["school"], pd.Series(clusters, index=means.index)),
+            correction=options.correction,
+        )
     return estimate, diagnostics, sample, warnings
 
 
@@ -260,7 +305,7 @@ def baseline_balance(
 
 
 def pretrend_placebo(
-    data: pd.DataFrame, pre_years: list[int], treated: np.ndarray, clusters: pd.Series
+    data: pd.DataFrame, pre_years: list[int], treated: np.ndarray, clusters: pd.Series, *, correction: str = "CR1"
 ) -> dict:
     """Placebo DiD inside the pre period: last pre year against the earlier pre years.
 
@@ -270,8 +315,9 @@ def pretrend_placebo(
     earlier pre years to the last pre year equals the comparison schools'
     change (nobody has joined yet), so the placebo DiD estimates zero.  It is
     the coefficient on ``treated`` in an OLS of each school's change, with
-    standard errors clustered as in the main estimate; the reported test is
-    the Wald test (t²) of that coefficient, with ``df`` = 1.
+    standard errors clustered and corrected as in the main estimate (always
+    cluster-robust, also when the main estimate uses the wild bootstrap); the
+    reported test is the Wald test (t²) of that coefficient, with ``df`` = 1.
     """
     earlier, last = pre_years[:-1], pre_years[-1]
     wide = data.loc[data["year"].isin(pre_years)].pivot_table(index="school", columns="year", values="__y__")
@@ -284,7 +330,10 @@ def pretrend_placebo(
     if d.min() == d.max():
         return {"test": "placebo DiD within the pre period", "statistic": None, "df": 0, "p_value": None,
                 "note": "only one group has the outcome in the pre years"}
-    fit = sm.OLS(change.to_numpy(), sm.add_constant(d)).fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
+    codes, _ = pd.factorize(groups, sort=True)  # the clusters of these schools, coded 0 … G − 1
+    cov_kwds = {"groups": codes, "use_correction": correction == "CR1"}
+    fit = sm.OLS(change.to_numpy(), sm.add_constant(d)).fit(cov_type="cluster", cov_kwds=cov_kwds,
+                                                             use_t=correction == "CR1")
     t = float(fit.tvalues[1])
     return {
         "test": f"placebo DiD within the pre period ({last} against {', '.join(map(str, earlier))})",
@@ -295,21 +344,26 @@ def pretrend_placebo(
         "p_value": float(fit.pvalues[1]),
         "n_treated": int(d.sum()),
         "n_control": int((1 - d).sum()),
+        "n_clusters": int(codes.max()) + 1,
+        "se_correction": CORRECTIONS[correction],
         "note": "",
     }
 
 
 def run(context: AnalysisContext) -> AnalysisResult:
     spec: Did2x2Options = context.spec  # type: ignore[assignment]
+    frame = context.panel.frame
     estimate, diagnostics, sample, warnings = fit_did_2x2(
-        context.panel.frame,
+        frame,
         context.outcome,
         pre_years=spec.pre_years,
         post_years=spec.post_years,
         comparison=spec.comparison,
-        cluster=requested_levels(spec, context.panel.frame)[0],
+        cluster=resolve_clusters(spec.inference.levels, frame, config=context.config, two_way=False),
         ci_level=spec.ci_level,
         covariates=context.panel.covariates,
+        inference=spec.inference,
+        rng=context.rng,
     )
     return result_for(context, [estimate], diagnostics, sample, warnings)
 
@@ -325,7 +379,7 @@ register(
         name="did_2x2",
         options=Did2x2Options,
         run=run,
-        summary="Two-group pre/post difference-in-differences on school means, SEs clustered by school.",
+        summary="Two-group pre/post difference-in-differences on school means, SEs clustered by trust (design).",
         figures=figures,
     )
 )

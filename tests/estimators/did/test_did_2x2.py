@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from linearmodels.panel import FirstDifferenceOLS
+from scipy import stats
 
 from evaltool.errors import EstimationError
 from evaltool.estimators.did.twobytwo import assign_groups, fit_did_2x2
@@ -110,7 +111,10 @@ def test_few_clusters_warning():
     )
     assert diagnostics["design"]["n_clusters"] == 5
     assert any("Only 5 local authority clusters" in w for w in warnings)
-    assert "t(4)" in estimate.inference
+    assert (estimate.cluster, estimate.n_clusters, estimate.se_method) == ("local authority", 5, "cluster-robust")
+    # CR1 intervals use t(G − 1) = t(4)
+    half = stats.t.ppf(0.975, 4) * estimate.std_error
+    assert estimate.ci_upper - estimate.estimate == pytest.approx(half, rel=1e-12)
 
 
 def test_caller_frame_unchanged(mpdta):

@@ -153,7 +153,7 @@ def test_config_errors_name_the_key(tmp_path):
         load_config(tmp_path / "config.yaml")
     message = str(err.value)
     assert "analyses[0].covariates" in message and "['x9'] are not in columns.covariates" in message
-    assert "analyses[0].cluster" in message and "needs columns.trust" in message
+    assert "analyses[0].inference.cluster" in message and "needs columns.trust" in message
 
 
 def test_pipeline_reports_user_error_with_exit_code_2(tmp_path):

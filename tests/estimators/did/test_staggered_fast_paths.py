@@ -76,7 +76,8 @@ def test_estimates_equal_from_normal_field_by_field():
     estimates, _, _, _ = fit_did_staggered(frame, "lemp", options=options, rng=np.random.default_rng(3))
     assert len(estimates) > 20
     for est in estimates:
-        extra = {key: getattr(est, key) for key in ("n_treated", "n_control", "n_obs", "inference")}
+        fields = ("n_treated", "n_control", "n_obs", "inference", "cluster", "n_clusters", "se_correction", "se_method")
+        extra = {key: getattr(est, key) for key in fields}
         plain = EffectEstimate.from_normal(
             term=est.term, estimand=est.estimand, estimate=est.estimate, std_error=est.std_error, ci_level=0.9, **extra
         )
