@@ -142,7 +142,7 @@ def _run_one(config: Config, study: StudyData, spec: AnalysisBase, outcome: str)
         result = post_process(method, context, method.run(context))
     except (EstimationError, DataError, ConfigError) as exc:
         return _failed(spec, outcome, str(exc), exc.exit_code)
-    except (np.linalg.LinAlgError, ArithmeticError, ValueError) as exc:
+    except (np.linalg.LinAlgError, ArithmeticError) as exc:
         # A numerical failure the estimator did not foresee (a singular matrix in one cell, an overflow …).
         return _failed(
             spec, outcome,

@@ -358,3 +358,33 @@ def requested_levels(spec: Any, frame: pd.DataFrame) -> tuple[str, bool, str]:
     has_trust = "trust" in frame.columns and bool(frame["trust"].notna().any())
     resolved, reason = design_level(level, None, has_trust=has_trust)
     return resolved, by_year, reason
+
+
+def linked_clusters(*labels: np.ndarray | pd.Series) -> tuple[np.ndarray, int]:
+    """Cluster codes of the coarsest partition in which rows sharing any label are in one cluster.
+
+    Each argument gives one label per row (missing: ``None``/NaN, or a negative integer); two rows are
+    linked when they share a value of any of them, and clusters are the connected components (scipy's
+    graph routine, no Python loop over rows).  E.g. matched units linked by matched set, by school (a
+    comparison school used in several cohorts) and by trust.
+
+    Returns
+    -------
+    codes (0..G−1, in order of first appearance of the sorted components), G
+    """
+    n = len(labels[0])
+    rows, cols, offset = [], [], n
+    for values in labels:
+        series = pd.Series(np.asarray(values, dtype=object))
+        valid = series.notna().to_numpy(copy=True)
+        if pd.api.types.is_integer_dtype(np.asarray(values).dtype):
+            valid = valid & (np.asarray(values) >= 0)
+        codes, uniques = pd.factorize(series[valid], sort=True)
+        rows.append(np.flatnonzero(valid))
+        cols.append(offset + codes)
+        offset += len(uniques)
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    graph = coo_matrix((np.ones(len(r)), (r, c)), shape=(offset, offset))
+    _, component = connected_components(graph, directed=False)
+    codes, uniques = pd.factorize(component[:n], sort=True)
+    return codes.astype(np.int64), len(uniques)

@@ -23,8 +23,15 @@ from scipy.special import expit
 
 from evaltool.diagnostics.balance import balance_table, overlap_summary
 from evaltool.errors import EstimationError
-from evaltool.estimators.common import cluster_ids, few_clusters_warning, result_for
-from evaltool.estimators.inference import requested_levels
+from evaltool.estimators.common import few_clusters_warning, result_for
+from evaltool.estimators.inference import (
+    CORRECTIONS,
+    ClusterLabels,
+    Inference,
+    check_cluster_count,
+    requested_levels,
+    school_cluster_labels,
+)
 from evaltool.estimators.psm.estimate import AttFit
 from evaltool.estimators.psm.matching import common_support
 from evaltool.estimators.psm.method import PropensityOptions, _balance_frame, figures, prepare_units
@@ -105,6 +112,7 @@ def fit_ipw(
     *,
     common_support_rule: str = "none",
     cluster: str = "school",
+    cluster_labels: ClusterLabels | None = None,
     ci_level: float = 0.95,
     sample: SampleReport | None = None,
     stage: str = "ipw",
@@ -130,12 +138,17 @@ def fit_ipw(
                            int(units.loc[hit, "school"].nunique()), unit=label, stage=stage, changes_estimand=is_t,
                            attrition=is_t)
         units, treat, exog, X = units.loc[keep].reset_index(drop=True), treat[keep], exog[keep], X.loc[keep].reset_index(drop=True)
-    school_rows = units.drop_duplicates("school").set_index("school")
-    codes, n_clusters, note = cluster_ids(units["school"], school_rows, cluster)
+    if cluster_labels is None or cluster == "school":
+        cluster_labels = school_cluster_labels(units, "school")
+    codes, n_clusters = cluster_labels.codes_for(units["school"])  # a school's units (cohorts) always together
+    check_cluster_count(n_clusters, cluster)
     if n_clusters < 30:
         warnings.append(few_clusters_warning(n_clusters, cluster))
+    inference = Inference(cluster=cluster.replace("_", " "), n_clusters=n_clusters, correction=CORRECTIONS["CR1"],
+                          method="sandwich of the stacked estimating equations (incl. the propensity model)",
+                          notes=cluster_labels.notes)
     y = units[outcome_column].to_numpy(dtype=float)
-    fit, weights, score = ipw_att(y, treat, exog, codes.to_numpy(), ["(Intercept)", *map(str, X.columns)])
+    fit, weights, score = ipw_att(y, treat, exog, codes, ["(Intercept)", *map(str, X.columns)])
     estimate = EffectEstimate.from_normal(
         term="ATT (IPW DiD)" if outcome_column == "y_change" else "ATT (IPW)",
         estimand="ATT",
@@ -146,8 +159,7 @@ def fit_ipw(
         n_treated=int(treat.sum()),
         n_control=int(units.loc[~treat, "school"].nunique()),
         n_obs=int(len(units)),
-        inference=f"sandwich (stacked estimating equations incl. the propensity model), clustered by {note} "
-        f"({n_clusters} clusters), t({n_clusters - 1})",
+        **inference.row_fields(),
     )
     control_w = weights[~treat]
     ess = float(control_w.sum() ** 2 / np.sum(control_w**2))
@@ -158,6 +170,7 @@ def fit_ipw(
                    "n_treated_units": int(treat.sum()), "n_comparison_units": int((~treat).sum()),
                    "effective_comparison_sample_size": ess,
                    "max_comparison_weight_share": float(control_w.max() / control_w.sum())},
+        "inference": inference.to_dict(),
         "overlap": overlap_summary(score, treat),
         "balance": balance_table(_balance_frame(units, covariates, np.log(score / (1 - score))), treat, weights),
         "propensity_scores": pd.DataFrame({"treated": treat.astype(int), "score": score, "matched": 1, "weight": weights}),
@@ -172,7 +185,8 @@ def run(context: AnalysisContext) -> AnalysisResult:
     units, covariates, outcome_column, sample = prepare_units(context, spec, [])
     estimate, diagnostics, sample, warnings = fit_ipw(
         units, outcome_column, covariates, common_support_rule=spec.common_support,
-        cluster=requested_levels(spec, context.panel.frame)[0],
+        cluster=(level := requested_levels(spec, context.panel.frame)[0]),
+        cluster_labels=school_cluster_labels(context.panel.frame, level) if level != "school" else None,
         ci_level=spec.ci_level, sample=sample, stage=spec.name,
     )
     diagnostics["design"].update(event_times=list(spec.event_times), did=spec.did)

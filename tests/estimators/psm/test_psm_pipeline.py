@@ -78,7 +78,9 @@ def test_every_variant_runs_and_recovers_the_effect(run):
         assert estimate.n_treated > 0 and estimate.n_control > 0
         assert "balance" in result.diagnostics
     assert run.analyses[1].estimates[0].inference.startswith("Abadie–Imbens")
-    assert run.analyses[0].estimates[0].inference.startswith("cluster-robust by matched set")
+    # The default (cluster: design) is the trust, each comparison school's cohorts in one cluster (#19).
+    assert run.analyses[0].estimates[0].inference.startswith("cluster-robust by trust (each comparison school's")
+    assert run.analyses[0].diagnostics["design"]["comparison_reuse"]["n_comparison_schools"] > 0
     assert "cluster-robust by trust" in run.analyses[3].estimates[0].inference
 
 

@@ -1,0 +1,79 @@
+"""PSM inference (#19): design clustering by trust with a reused comparison school's cohorts in one cluster,
+checked against an independent statsmodels computation on the sample data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+
+from evaltool.config import load_config
+from evaltool.data import load_study
+from evaltool.estimators.inference import school_cluster_labels
+from evaltool.estimators.psm.method import fit_psm, prepare_units, psm_clusters
+from evaltool.pipeline import AnalysisContext, analysis_rng
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def sample():
+    config = load_config(ROOT / "configs" / "federation_impact.yaml")
+    study = load_study(config)
+    spec = next(a for a in config.analyses if a.name == "matched_did")
+    context = AnalysisContext(study=study, spec=spec, outcome="attainment8", rng=analysis_rng(config.seed, spec.name),
+                              config=config)
+    units, covariates, outcome, _ = prepare_units(context, spec, list(spec.exact))
+    return context, spec, units, covariates, outcome
+
+
+def fit(sample, cluster):
+    context, spec, units, covariates, outcome = sample
+    labels = school_cluster_labels(context.panel.frame, "trust")
+    return fit_psm(units, outcome, covariates, rng=analysis_rng(context.config.seed, spec.name), ratio=spec.ratio,
+                   replace=spec.replace, caliper=spec.caliper, cluster=cluster, cluster_labels=labels)
+
+
+def test_design_se_equals_statsmodels_wls_clustered_by_trust(sample):
+    context, spec, units, covariates, outcome = sample
+    estimate, diagnostics, _, _ = fit(sample, "design")
+    matched = diagnostics["propensity_scores"]["weight"].to_numpy() > 0
+    weights = diagnostics["propensity_scores"]["weight"].to_numpy()[matched]
+    y = units[outcome].to_numpy(dtype=float)[matched]
+    treat = units["treated"].to_numpy(dtype=float)[matched]
+    # The reference clusters: the trust of each school over the whole panel (blanks from the school's other
+    # years), schools without a trust their own cluster; every cohort of a school in the same cluster.
+    trust = context.panel.frame.dropna(subset=["trust"]).groupby("school")["trust"].first()
+    school = units["school"].astype(str).to_numpy()[matched]
+    groups = pd.factorize(pd.Series(school).map(trust.astype(str)).fillna("own:" + pd.Series(school)))[0]
+    # statsmodels WLS, cluster-robust with its default small-sample correction (CR1) and t(G-1).
+    ref = sm.WLS(y, sm.add_constant(treat), weights=weights).fit(cov_type="cluster", cov_kwds={"groups": groups},
+                                                                  use_t=True)
+    assert estimate.estimate == pytest.approx(ref.params[1], abs=1e-10)
+    assert estimate.std_error == pytest.approx(ref.bse[1], rel=1e-8)
+    assert estimate.n_clusters == len(np.unique(groups))
+    assert estimate.cluster.startswith("trust") and estimate.se_method == "cluster-robust"
+    assert estimate.ci_upper - estimate.estimate == pytest.approx(ref.conf_int()[1, 1] - ref.params[1], rel=1e-8)
+
+
+def test_reused_comparison_schools_are_counted_and_clustered_together(sample):
+    estimate, diagnostics, _, _ = fit(sample, "matched_set")
+    reuse = diagnostics["design"]["comparison_reuse"]
+    assert reuse["n_reused"] > 0 and reuse["max_cohorts"] > 1  # the sample reuses comparison schools (#19: 44 of 87)
+    n_sets = diagnostics["matched_units"]["matched_set"].nunique()
+    assert estimate.n_clusters < n_sets  # sets sharing a comparison school are one cluster
+
+
+def test_psm_clusters_link_a_schools_cohorts():
+    units = pd.DataFrame({"school": ["a", "a", "b", "c"], "cohort": [2015, 2016, 2015, 2016]})
+
+    class Result:
+        unit_subclass = np.array([0, 1, 0, 1])
+
+    codes, name = psm_clusters(units, Result(), "matched_set", None, replace=False, regression_adjustment=False)
+    assert len(set(codes)) == 1 and "linked" in name  # set 0 and set 1 share comparison school a
+    codes, _ = psm_clusters(units, Result(), "school", None, replace=False, regression_adjustment=False)
+    assert codes[0] == codes[1] and len(set(codes)) == 3
