@@ -262,6 +262,8 @@ class FastLMMResult:
     """Variances of random intercepts above the school (e.g. ``{"trust": 0.01}``; three-level fits)."""
     variance_se: list[float] | None = None
     """Standard errors of the variance components, in the order of :meth:`variance_components`."""
+    cluster_count: int | None = None
+    """Clusters of a cluster-robust covariance (``bse``/``cov_params`` are then the sandwich), else ``None``."""
 
     @property
     def n_variance_parameters(self) -> int:

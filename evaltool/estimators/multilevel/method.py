@@ -17,11 +17,20 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from evaltool.config.models import AnalysisBase, Year
-from evaltool.errors import DataError
+from evaltool.errors import DataError, EstimationError
 from evaltool.estimators import heterogeneity as het
 from evaltool.estimators.common import design_problems
+from evaltool.estimators.inference import (
+    DESIGN_REASON,
+    NO_TRUST_REASON,
+    Inference,
+    check_cluster_count,
+    few_clusters_route,
+    inference_problems,
+    school_cluster_labels,
+)
 from evaltool.estimators.multilevel.fastlmm import FastLMMResult
-from evaltool.estimators.multilevel.model import TREATED, design, fit_mixed, null_icc
+from evaltool.estimators.multilevel.model import CLUSTER_COLUMN, TREATED, design, fit_mixed, null_icc
 from evaltool.estimators.registry import Method, register
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
@@ -75,6 +84,7 @@ class MultilevelOptions(AnalysisBase):
         problems += design_problems(
             config, self.method, covariates=self.school_covariates, covariates_key="school_covariates"
         )
+        problems += inference_problems(config, self, levels=("school", "trust", "local_authority"))
         return problems
 
 
@@ -159,6 +169,47 @@ def fit_multilevel(frame: pd.DataFrame, outcome: str, spec: MultilevelOptions) -
                      trust=spec.trust_intercept)
 
 
+def multilevel_inference(context: AnalysisContext, spec: MultilevelOptions, frame: pd.DataFrame) -> tuple[Inference, list[str]]:
+    """Resolve ``inference.cluster`` for a mixed model; mark the frame's rows with their cluster (in place).
+
+    ``design`` is the trust (cluster-robust sandwich, :mod:`.sandwich`) when columns.trust is mapped and the
+    model has no trust random intercept; with ``trust_intercept: true`` the trust is in the model itself and
+    the SEs stay model-based; without a trust column they are model-based too (stated, with a warning).
+    """
+    requested = spec.inference.cluster
+    if isinstance(requested, tuple) or requested in ("matched_set", "year"):
+        raise EstimationError(f"inference.cluster: multilevel clusters by one of design, school, trust or "
+                              f"local_authority; got {requested!r}.", user_error=True)
+    panel = context.panel.frame
+    if requested == "design":
+        if spec.trust_intercept:
+            return _model_based(spec, "the trust random intercept models trust-level shocks"), []
+        if "trust" not in panel or panel["trust"].isna().all():
+            return _model_based(spec, NO_TRUST_REASON), [
+                "Multilevel standard errors are model-based: columns.trust is not mapped, so trust-level shocks "
+                "cannot be allowed for; map columns.trust to cluster by trust."]
+        level, reason = "trust", DESIGN_REASON
+    else:
+        level, reason = requested, "requested in the config"
+        if spec.trust_intercept:
+            raise EstimationError("inference.cluster: cluster-robust SEs are not available with trust_intercept: "
+                                  "true; drop one of the two (cluster: design keeps the model-based SEs).",
+                                  user_error=True)
+    labels = school_cluster_labels(panel, level)
+    codes, n_clusters = labels.codes_for(frame["school"])
+    check_cluster_count(n_clusters, level)
+    frame[CLUSTER_COLUMN] = codes
+    method, warnings = few_clusters_route(spec.inference, n_clusters, ())
+    return Inference(cluster=level.replace("_", " "), n_clusters=n_clusters, correction="G/(G-1), t(G-1)",
+                     method="cluster-robust sandwich of the mixed model's fixed effects", reason=reason,
+                     notes=labels.notes), warnings
+
+
+def _model_based(spec: MultilevelOptions, reason: str) -> Inference:
+    return Inference(cluster="", n_clusters=None, correction="none: normal intervals",
+                     method=f"model-based ({'REML' if spec.reml else 'ML'})", reason=reason)
+
+
 def treated_estimate(fit: FastLMMResult, frame: pd.DataFrame, spec: MultilevelOptions, unit: str) -> EffectEstimate:
     """The ``treated`` coefficient as an :class:`EffectEstimate`.
 
@@ -176,7 +227,7 @@ def treated_estimate(fit: FastLMMResult, frame: pd.DataFrame, spec: MultilevelOp
         n_control=int((~in_trust).sum()),
         n_obs=fit.n_obs,
         n_pupils_min=int(min(in_trust.sum(), (~in_trust).sum())) if unit == "pupils" else None,
-        inference=f"model-based ({'REML' if fit.reml else 'ML'}, {fit.engine} engine), {fit.n_groups} schools, {unit}",
+        df=fit.cluster_count - 1 if fit.cluster_count is not None else None,
     )
 
 
@@ -224,14 +275,22 @@ def run(context: AnalysisContext) -> AnalysisResult:
     else:
         frame, sample = panel_frame(context, spec)
         unit = "school-years"
+    inference, inference_warnings = multilevel_inference(context, spec, frame)
     fit = fit_multilevel(frame, context.outcome, spec)
-    estimate = treated_estimate(fit, frame, spec, unit)
+    estimate = treated_estimate(fit, frame, spec, unit).with_context(**inference.row_fields())
     diagnostics = model_diagnostics(fit, frame, context.outcome, spec)
     # What n_treated / n_control / n_obs count: the report and the disclosure rules read it.
     diagnostics["count_unit"] = unit
+    diagnostics["inference"] = inference.to_dict()
     sample.n_rows_used = fit.n_obs
     sample.n_units_used = fit.n_groups
-    warnings = boundary_warning(fit)
+    warnings = boundary_warning(fit) + inference_warnings
+    if spec.data == "pupils" and not spec.years and frame["year"].nunique() > 1:
+        warnings.append(
+            f"years: is not set, so the model pools {frame['year'].nunique()} exam years: its treated coefficient is "
+            "a variance-weighted average over years and cohorts, not the treated pupils' average effect. Set years: "
+            "to one exam year after the schools joined (e.g. years: [" + str(int(frame["year"].max())) + "])."
+        )
     estimates = [estimate.with_context(method=spec.method, outcome=context.outcome)]
     if spec.heterogeneity is not None and spec.data == "pupils":
         table = het.pupil_interactions(frame, context.outcome, spec, fit_function=_fit_with, base=estimate)

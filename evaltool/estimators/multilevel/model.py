@@ -11,12 +11,15 @@ Both return the fitted model (the shape of :class:`~.fastlmm.FastLMMResult`).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
 from evaltool.errors import DataError
 from evaltool.estimators.multilevel.fastlmm import FastLMMResult, fit_fast_lmm
 from evaltool.estimators.multilevel.mixedlm import fit_mixedlm
+from evaltool.estimators.multilevel.sandwich import lmm_cluster_covariance
 
 TREATED = "treated"
 
@@ -68,8 +71,35 @@ def fit_mixed(
     args = dict(fixed_names=list(X.columns), random_names=random_names, reml=reml)
     trusts = frame["trust_or_school"].to_numpy() if trust else None
     if engine == "statsmodels":
-        return fit_mixedlm(y, X.to_numpy(), Z, frame["school"].to_numpy(), trusts=trusts, **args)
-    return fit_fast_lmm(y, X.to_numpy(), Z, frame["school"].to_numpy(), parents=trusts, **args)
+        fit = fit_mixedlm(y, X.to_numpy(), Z, frame["school"].to_numpy(), trusts=trusts, **args)
+    else:
+        fit = fit_fast_lmm(y, X.to_numpy(), Z, frame["school"].to_numpy(), parents=trusts, **args)
+    if CLUSTER_COLUMN in frame:
+        fit = with_cluster_robust_se(fit, frame, y, X.to_numpy(), Z)
+    return fit
+
+
+#: Column of a model frame holding each row's cluster code; when present the fixed effects get
+#: cluster-robust standard errors (:mod:`.sandwich`).
+CLUSTER_COLUMN = "_cluster"
+
+
+def with_cluster_robust_se(fit: FastLMMResult, frame: pd.DataFrame, y: np.ndarray, X: np.ndarray,
+                           Z: np.ndarray) -> FastLMMResult:
+    """The fit with its fixed effects' covariance replaced by the cluster-robust sandwich."""
+    school, schools = pd.factorize(frame["school"])
+    cluster_of_school = pd.Series(frame[CLUSTER_COLUMN].to_numpy()).groupby(school).first().to_numpy()
+    cluster_of_school = pd.factorize(cluster_of_school)[0]
+    cov, _, n_clusters = lmm_cluster_covariance(
+        y, X, Z, school, cluster_of_school, fit.params.to_numpy(), fit.re_cov.to_numpy(), fit.residual_variance
+    )
+    names = fit.params.index
+    return dataclasses.replace(
+        fit,
+        cov_params=pd.DataFrame(cov, index=names, columns=names),
+        bse=pd.Series(np.sqrt(np.diag(cov)), index=names),
+        cluster_count=n_clusters,
+    )
 
 
 def null_icc(frame: pd.DataFrame, outcome: str, reml: bool) -> tuple[float, float, float]:

@@ -18,6 +18,7 @@ from pydantic import Field, model_validator
 from evaltool.config.models import AnalysisBase, EventTime, SourceFile
 from evaltool.errors import DataError, EstimationError
 from evaltool.estimators.common import design_problems, result_for
+from evaltool.estimators.inference import inference_problems
 from evaltool.estimators.registry import Method, register
 from evaltool.estimators.synthesis.answers import review_answers
 from evaltool.estimators.synthesis.meta import MIN_STUDIES, MetaFit, fit_meta
@@ -69,6 +70,7 @@ class TrustEffectsOptions(AnalysisBase):
         if config.columns.trust is None:
             problems.append((("method",), "trust_effects needs columns.trust (the trust or federation id of each school)"))
         problems += design_problems(config, self.method)
+        problems += inference_problems(config, self, levels=(), few_clusters=("randomisation",))
         if self.subgroup_gap is not None and config.data.subgroups is None:
             problems.append((("subgroup_gap",), "subgroup_gap needs data.subgroups (the school x year x subgroup file)"))
         if self.subgroup_gap is not None and self.subgroup_gap[0] == self.subgroup_gap[1]:
@@ -202,7 +204,8 @@ class MetaAnalysisOptions(AnalysisBase):
         return self
 
     def cross_check(self, config: Config) -> list[tuple[tuple, str]]:
-        problems = []
+        # Studies (trusts) are the independent units of a meta-analysis: there is nothing to cluster.
+        problems = inference_problems(config, self, levels=())
         if self.source is not None:
             methods = {a.name: a.method for a in config.analyses}
             if self.source not in methods:
@@ -289,8 +292,14 @@ def _pooled_estimate(fit: MetaFit, term: str, estimand: str, inference: str) -> 
     return EffectEstimate(
         term=term, estimand=estimand, estimate=float(fit.coef[0]), std_error=float(fit.se[0]),
         ci_lower=float(ci[0]), ci_upper=float(ci[1]), p_value=float(fit.p_values[0]), n_obs=fit.k,
-        ci_level=fit.level, inference=inference,
+        ci_level=fit.level, inference=inference, **_inference_fields(inference),
     )
+
+
+def _inference_fields(text: str) -> dict[str, str]:
+    """The row's inference fields: studies (trusts) are the independent units, so no clustering."""
+    method, _, correction = text.rpartition(", ")
+    return {"se_method": method or text, "se_correction": correction, "cluster": ""}
 
 
 def _inference_text(spec: MetaAnalysisOptions, k: int, p: int = 1) -> str:
@@ -383,6 +392,7 @@ def _moderator_analysis(studies: pd.DataFrame, spec: MetaAnalysisOptions, diagno
                 term=f"moderator:{name}", estimand=estimand, estimate=row.estimate, std_error=row.std_error,
                 ci_lower=row.ci_lower, ci_upper=row.ci_upper, p_value=row.p_value, n_obs=fit.k,
                 ci_level=spec.ci_level, inference="meta-regression, " + _inference_text(spec, fit.k, len(fit.names)),
+                **_inference_fields(_inference_text(spec, fit.k, len(fit.names))),
             ))
     by_level = {}
     for moderator in design.moderators:

@@ -327,6 +327,8 @@ def fit_trust_effects(
             n_obs=n_obs,
             ci_level=ci_level,
             inference=inference,
+            se_correction=f"t({df})",
+            se_method="randomisation inference (p); SE from the comparison schools' variance (CI)",
         )
         estimates.append(estimate)
         rows.append({
