@@ -135,11 +135,23 @@ def estimate_row(e: dict, unit: str) -> dict:
         "n_control": fmt_count(e.get("n_control")),
         "n_obs": fmt_count(e.get("n_obs")),
         "inference": str(e.get("inference", "")),
+        "clustering": clustering_text(e),
         "unit": unit,
         "withheld": withheld,
         "withheld_note": str(e.get("withheld", "")),
     }
 
+
+
+def clustering_text(e: dict) -> str:
+    """How the row's SE was obtained, short: "trust (271), CR1" or the variance method (#19: shown beside each estimate)."""
+    cluster, n = str(e.get("cluster") or ""), e.get("n_clusters")
+    method = str(e.get("se_method") or "")
+    if cluster:
+        count = f" ({fmt_count(n)})" if n is not None else ""
+        short = "wild bootstrap" if "wild" in method else ("bootstrap" if "bootstrap" in method else "")
+        return f"{cluster}{count}" + (f", {short}" if short else "")
+    return method.split(" (")[0] if method else "–"
 
 def _num_or_none(value: Any) -> float | None:
     return float(value) if is_number(value) else None

@@ -22,10 +22,11 @@ THRESHOLD = 10
 #: Parts of results.json that are not about people: the disclosure record itself and the config echo.
 NOT_PEOPLE = {"disclosure", "format", "seed"}
 #: The scanner's own rules (written independently of the suppression's): a whole number, then at most five
-#: whitespace-separated tokens, then a unit word ("only 4 joining and 3 never-joining schools"); and "n = 7".
+#: whitespace-separated tokens within one clause (no ; : .), then a unit word ("only 4 joining and 3
+#: never-joining schools"); and "n = 7".
 #: Not counts: codes ("disadvantaged=0") and stated rules ("fewer than 2 matches").
 UNITS = r"schools?|pupils?|students?|children|clusters?|trusts?|federations?|academies|rows?|observations?|cells?"
-NEAR_UNIT = re.compile(rf"(?<![\w.,:=])(?<!than )(\d[\d,]*)(?![\w.:])(?=(?:\s+\S+){{0,5}}?\s+(?:{UNITS})\b)", re.I)
+NEAR_UNIT = re.compile(rf"(?<![\w.,:=])(?<!than )(\d[\d,]*)(?![\w.:])(?=(?:\s+[^\s;:.]+){{0,5}}?\s+(?:{UNITS})\b)", re.I)
 N_EQUALS = re.compile(r"\b[nN]\s*=\s*(\d[\d,]*)")
 
 
