@@ -41,7 +41,7 @@ def wald_test(theta: np.ndarray, vcov: np.ndarray, *, label: str = "") -> dict:
     if rank == 0:
         return {"test": label, "statistic": None, "df": 0, "p_value": None, "note": "pre-period estimates have no variance"}
     w = float(theta @ inverse @ theta)
-    return {"test": label, "statistic": w, "df": rank, "p_value": _chi2_sf(w, rank), "note": ""}
+    return {"test": label, "statistic": w, "df": rank, "p_value": _chi2_sf(w, rank), "note": _rank_note(rank, theta.size)}
 
 
 def _rank_and_pinv(matrix: np.ndarray) -> tuple[int, np.ndarray]:
@@ -54,9 +54,18 @@ def _rank_and_pinv(matrix: np.ndarray) -> tuple[int, np.ndarray]:
     largest = magnitude.max()
     if largest == 0:
         return 0, np.zeros(matrix.shape)
-    rank = int((magnitude > largest * max(matrix.shape) * np.finfo(float).eps).sum())
-    keep = magnitude > 1e-15 * largest
-    return rank, (vectors[:, keep] / values[keep]) @ vectors[:, keep].T
+    # One threshold for both (numpy's matrix_rank default): the directions the rank counts are exactly the
+    # ones the pseudo-inverse inverts, so the statistic and its degrees of freedom agree.
+    keep = magnitude > largest * max(matrix.shape) * np.finfo(float).eps
+    return int(keep.sum()), (vectors[:, keep] / values[keep]) @ vectors[:, keep].T
+
+
+def _rank_note(rank: int, k: int) -> str:
+    """The note a rank-deficient covariance leaves on a Wald test (empty at full rank)."""
+    if rank >= k:
+        return ""
+    return (f"the covariance of the {k} pre-period estimates has rank {rank}: {k - rank} of them are linear "
+            f"combinations of the others, so the test has {rank} degrees of freedom (pseudo-inverse)")
 
 
 def _chi2_sf(x: float, df: float) -> float:
@@ -118,17 +127,19 @@ def wald_test_f(
     df2 = nu - rank + 1
     p_chi2 = _chi2_sf(w, rank)
     out = {"test": label, "statistic": w, "df": rank, "reference": "F (small-sample)", "p_value_chi2": p_chi2}
+    rank_note = _rank_note(rank, theta.size)
     if not np.isfinite(nu):
-        return {**out, "df_denominator": None, "f_statistic": w / rank, "p_value": p_chi2, "note": ""}
+        return {**out, "df_denominator": None, "f_statistic": w / rank, "p_value": p_chi2, "note": rank_note}
     if df2 < 1:
         return {
             **out, "df_denominator": float(df2), "f_statistic": None, "p_value": None,
             "note": f"too few schools for {rank} restrictions (effective degrees of freedom {nu:.1f}); "
-                    "use base_period: universal or fewer years",
+                    "use base_period: universal or fewer years" + (f"; {rank_note}" if rank_note else ""),
         }
     f_stat = float(w * df2 / (nu * rank))
     return {**out, "df_denominator": float(df2), "f_statistic": f_stat, "p_value": float(special.fdtrc(rank, df2, f_stat)),
-            "note": f"small-sample F({rank}, {df2:.1f}) reference; p_value_chi2 is the asymptotic χ² p-value"}
+            "note": "; ".join(filter(None, [f"small-sample F({rank}, {df2:.1f}) reference; p_value_chi2 is the "
+                                            "asymptotic χ² p-value", rank_note]))}
 
 
 def cluster_strata(result: GroupTimeResult) -> np.ndarray:

@@ -172,3 +172,23 @@ def test_mpdta_keeps_r_did_value_and_reports_the_f_reference():
     assert f["p_value_chi2"] == pytest.approx(0.16812, abs=5e-6)
     assert f["df"] == chi2["df"] == 5
     assert chi2["p_value"] < f["p_value"] < 0.25  # cohorts of 20, 40 and 131 counties: a modest correction
+
+
+def test_rank_and_pseudo_inverse_share_one_threshold_and_a_rank_drop_leaves_a_note():
+    """#19: the Wald test's rank and pseudo-inverse used different thresholds and a rank drop left no note."""
+    import numpy as np
+
+    from evaltool.diagnostics.pretrends import _rank_and_pinv, wald_test
+
+    q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(4, 4)))
+    # An eigenvalue between numpy's rank tolerance (4·eps ≈ 8.9e-16 of the largest) and its pinv cutoff (1e-15):
+    # before, the rank counted that direction while the pseudo-inverse dropped it.
+    full = q @ np.diag([2.0, 1.0, 0.5, 2.0 * 9.5e-16]) @ q.T
+    rank, inverse = _rank_and_pinv(full)
+    values = np.abs(np.linalg.eigvalsh(inverse))
+    assert rank == int((values > 1e-10).sum())  # the pseudo-inverse inverts the directions the rank counts
+    singular = q @ np.diag([2.0, 1.0, 0.5, 0.0]) @ q.T
+    result = wald_test(q @ np.array([0.1, 0.2, 0.3, 0.0]), singular)
+    assert result["df"] == 3
+    assert "rank 3" in result["note"] and "1 of them" in result["note"]
+    assert wald_test(np.array([0.1, 0.2, 0.3, 0.1]), full[:4, :4] + np.eye(4))["note"] == ""
