@@ -335,16 +335,34 @@ def _add_bands(table: pd.DataFrame, block: dict) -> pd.DataFrame:
     return pd.DataFrame(columns, index=table.index)
 
 
+def comparison_schools(gt: GroupTimeResult, options: DidStaggeredOptions) -> int:
+    """Schools used as comparisons in at least one post-joining cell (the overall estimates' ``n_control``).
+
+    Never-joined schools, and with ``comparison: not_yet_joined`` also the schools of every cohort that had
+    not yet joined (``g' > t + anticipation``) in some post-joining cell ``(g, t)``.
+    """
+    cohort = gt.arrays.cohort
+    never = ~np.isfinite(cohort)
+    if options.comparison != "not_yet_joined":
+        return int(never.sum())
+    post = gt.cells.loc[gt.cells["post"] & gt.cells["att"].notna()]
+    if post.empty:
+        return int(never.sum())
+    # A cohort g' serves in cell (g, t) when g' > t + anticipation; the earliest post-joining year admits most.
+    serves = np.isfinite(cohort) & (cohort > float(post["year"].min()) + options.anticipation)
+    return int(never.sum() + serves.sum())
+
+
 def _estimates(
     gt: GroupTimeResult, aggs: dict[str, Aggregate], blocks: dict, options: DidStaggeredOptions, record: Inference
 ) -> list[EffectEstimate]:
     cohort = gt.arrays.cohort
     n_treated_all = int(np.isfinite(cohort).sum())
-    n_never = int((~np.isfinite(cohort)).sum())
+    n_comparison = comparison_schools(gt, options)
     n_obs = int((~np.isnan(gt.arrays.y)).sum())
     rows: list[tuple[str, str, float, float, dict]] = [
         (OVERALL_TERMS[kind], "ATT", agg.overall_att, blocks[kind]["overall_se"],
-         {"n_treated": n_treated_all, "n_control": n_never, "n_obs": n_obs})
+         {"n_treated": n_treated_all, "n_control": n_comparison, "n_obs": n_obs})
         for kind, agg in aggs.items()
     ]
     for kind, agg in aggs.items():

@@ -305,3 +305,27 @@ def test_too_few_clusters_and_empty_two_way_dimension_are_errors():
     one_year = frame.assign(year=2016)
     with pytest.raises(EstimationError, match=r"inference\.cluster: the analysis sample has 1 year cluster"):
         resolve_clusters(("school", "year"), one_year).row_codes(one_year)
+
+
+def test_n_control_counts_not_yet_joined_comparisons():
+    """#19: n_control reported the never-joined count under not-yet-joined comparisons."""
+    import numpy as np
+
+    from evaltool.estimators.did.did_staggered import DidStaggeredOptions, fit_did_staggered
+    from tests.conftest import make_panel
+
+    frame = make_panel(seed=3).rename(columns={"urn": "school"})
+    frame["join_year"] = frame["join_year"].where(frame["join_year"] > 0)
+    schools = frame.drop_duplicates("school")
+    never = int(schools["join_year"].isna().sum())
+    analysed = schools["join_year"] > frame["year"].min()  # cohorts joining within the data (earlier ones excluded)
+    first = schools.loc[analysed, "join_year"].min()
+    later = int((schools["join_year"] > first).sum())  # not yet joined in the first cohort's joining year
+    counts = {}
+    for comparison in ("never_joined", "not_yet_joined"):
+        options = DidStaggeredOptions(name="s", method="did_staggered", comparison=comparison, bootstrap_draws=0,
+                                      placebo_shift=None)
+        estimates, *_ = fit_did_staggered(frame, "att8", options=options, rng=np.random.default_rng(1))
+        counts[comparison] = estimates[0].n_control
+    assert counts["never_joined"] == never
+    assert counts["not_yet_joined"] == never + later
