@@ -125,15 +125,26 @@ def _fit_logistic(X: pd.DataFrame, treat: np.ndarray) -> PropensityModel:
             "Remove a covariate that is a combination of others (e.g. a set of shares that sum to 100).",
             user_error=True,
         )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         try:
             fit = sm.Logit(treat.astype(float), exog).fit(method="newton", disp=0, maxiter=100)
-        except Exception as exc:  # statsmodels raises PerfectSeparationError / LinAlgError
-            raise _separation_error(names) from exc
+        except np.linalg.LinAlgError as exc:
+            raise EstimationError(
+                "The propensity model's information matrix is singular although the covariates are not exactly "
+                f"collinear ({', '.join(names[1:])}): some are nearly combinations of others, or nearly constant "
+                "among the treated or comparison schools. Remove or combine those covariates.",
+                user_error=True,
+            ) from exc
+        except Exception as exc:  # statsmodels' PerfectSeparationError and other fitting failures
+            if "separation" in str(exc).lower():
+                raise _separation_error(names, X, treat) from exc
+            raise EstimationError(f"The propensity model could not be fitted ({type(exc).__name__}: {exc}).") from exc
+    kinds = {type(w.message).__name__ for w in caught}
     linear = exog @ fit.params
-    if np.all(linear[treat] > 15) and np.all(linear[~treat] < -15) or not np.all(np.isfinite(linear)):
-        raise _separation_error(names)
+    separated = np.all(linear[treat] > 15) and np.all(linear[~treat] < -15)
+    if separated or not np.all(np.isfinite(linear)) or "PerfectSeparationWarning" in kinds:
+        raise _separation_error(names, X, treat)
     score = np.clip(expit(linear), EPS, 1 - EPS)
     coef = pd.DataFrame(
         {"term": names, "estimate": fit.params, "std_error": fit.bse, "z": fit.tvalues, "p_value": fit.pvalues}
@@ -142,13 +153,26 @@ def _fit_logistic(X: pd.DataFrame, treat: np.ndarray) -> PropensityModel:
     return PropensityModel("logistic", score, np.log(score / (1 - score)), coef, converged)
 
 
-def _separation_error(names: list[str]) -> EstimationError:
+def _separation_error(names: list[str], X: pd.DataFrame, treat: np.ndarray) -> EstimationError:
+    separating = separating_covariates(X, treat)
+    which = (f"the covariate(s) {', '.join(separating)} on their own" if separating
+             else f"a combination of the covariates ({', '.join(names[1:])})")
     return EstimationError(
-        "Perfect separation in the propensity model: a combination of the covariates "
-        f"({', '.join(names[1:])}) predicts joining exactly, so treated and comparison schools do not overlap. "
-        "Remove the covariate(s) that separate the groups, coarsen them, or restrict the sample to where they overlap.",
+        f"Perfect separation in the propensity model: {which} predict(s) joining exactly, so treated and "
+        "comparison schools do not overlap. Remove the covariate(s) that separate the groups, coarsen them, or "
+        "restrict the sample to where they overlap.",
         user_error=True,
     )
+
+
+def separating_covariates(X: pd.DataFrame, treat: np.ndarray) -> list[str]:
+    """Covariates whose treated and comparison ranges do not overlap (each alone separates the groups)."""
+    values = X.to_numpy(dtype=float)
+    t, c = values[treat], values[~treat]
+    if not len(t) or not len(c):
+        return []
+    apart = (np.nanmax(t, axis=0) < np.nanmin(c, axis=0)) | (np.nanmin(t, axis=0) > np.nanmax(c, axis=0))
+    return [str(name) for name, flag in zip(X.columns, apart, strict=True) if flag]
 
 
 def _fit_boosting(X: pd.DataFrame, treat: np.ndarray, rng: np.random.Generator) -> PropensityModel:

@@ -77,3 +77,29 @@ def test_psm_clusters_link_a_schools_cohorts():
     assert len(set(codes)) == 1 and "linked" in name  # set 0 and set 1 share comparison school a
     codes, _ = psm_clusters(units, Result(), "school", None, replace=False, regression_adjustment=False)
     assert codes[0] == codes[1] and len(set(codes)) == 3
+
+
+def test_perfect_separation_names_the_separating_covariate():
+    """#19: the propensity logit ignored every warning and labelled every failure 'perfect separation'."""
+    from evaltool.errors import EstimationError
+    from evaltool.estimators.psm.propensity import fit_propensity
+
+    rng = np.random.default_rng(2)
+    treat = np.r_[np.ones(40, bool), np.zeros(60, bool)]
+    X = pd.DataFrame({"noise": rng.normal(size=100), "size": np.where(treat, 900.0, 300.0) + rng.normal(size=100)})
+    with pytest.raises(EstimationError, match=r"the covariate\(s\) size on their own"):
+        fit_propensity(X, treat, rng=rng)
+
+
+def test_a_nearly_collinear_design_is_not_called_separation():
+    from evaltool.errors import EstimationError
+    from evaltool.estimators.psm.propensity import fit_propensity
+
+    rng = np.random.default_rng(3)
+    treat = rng.random(200) < 0.4
+    a = rng.normal(size=200)
+    X = pd.DataFrame({"a": a, "b": a * 1e8 + 1e-9 * rng.normal(size=200)})
+    try:
+        fit_propensity(X, treat, rng=rng)
+    except EstimationError as exc:
+        assert "separation" not in str(exc).lower(), str(exc)
