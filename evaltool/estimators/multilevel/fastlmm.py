@@ -418,12 +418,10 @@ def fit_fast_lmm(
     # Polish with Powell (line searches on function values only). L-BFGS-B's finite-difference
     # gradients are accurate to only ~1e-8·|deviance|/step: flat directions (large school
     # variances) stay loose at ~1e-4, and its line search can stop "ABNORMAL" next to the optimum.
-    # The fit is accepted when either optimiser reports success; the best point is kept.
     start = opt.x if np.isfinite(opt.fun) else theta0
     polish = optimize.minimize(objective, start, method="Powell", bounds=bounds,
                                options={"xtol": 1e-10, "ftol": 1e-15, "maxiter": max_iterations})
-    converged = bool((opt.success or polish.success) and np.isfinite(min(opt.fun, polish.fun)))
-    best = polish if polish.fun <= opt.fun else opt
+    best, converged = accepted_optimum(opt, polish)
     message = f"L-BFGS-B: {opt.message}; Powell: {polish.message}"
     n_iterations = int(opt.nit + polish.nit)
     if not converged:
@@ -469,6 +467,24 @@ def fit_fast_lmm(
         variance_se=variance_se,
         higher_levels=higher,
     )
+
+
+def accepted_optimum(first: optimize.OptimizeResult, second: optimize.OptimizeResult) -> tuple[optimize.OptimizeResult, bool]:
+    """The optimum to report and whether it counts as converged.
+
+    A point is reported only from an optimiser that says it succeeded, and only if no point found by the
+    other is materially better (deviance lower by more than 1e-8 relative): otherwise the "success" stopped
+    short of the optimum.  (Before, a fit was accepted when either optimiser succeeded and the lower point
+    was kept, even if it came from the one that failed.)
+    """
+    finite = [r for r in (first, second) if np.isfinite(r.fun)]
+    if not finite:
+        return first, False
+    lowest = min(r.fun for r in finite)
+    good = [r for r in finite if r.success and r.fun <= lowest + 1e-8 * max(1.0, abs(lowest))]
+    if not good:
+        return min(finite, key=lambda r: r.fun), False
+    return min(good, key=lambda r: r.fun), True
 
 
 def _parent_codes(codes: np.ndarray, n_clusters: int, parents: np.ndarray, q: int) -> np.ndarray:

@@ -95,3 +95,21 @@ def test_a_two_way_or_matched_set_request_is_a_config_error():
                        "    years: [2019]\n    inference: {cluster: matched_set}\n    pupil_covariates: [ks2_score, disadvantaged]")
     with pytest.raises(ValueError, match=r"inference\.cluster.*cannot cluster by 'matched_set'"):
         parse_config(bad, source=ROOT / "configs" / "multilevel_example.yaml")
+
+
+def test_a_fit_is_accepted_only_from_an_optimiser_that_succeeded_at_the_optimum():
+    """#19: a mixed-model fit was accepted if either optimiser reported success, keeping the other's point."""
+    from scipy.optimize import OptimizeResult
+
+    from evaltool.estimators.multilevel.fastlmm import accepted_optimum
+
+    ok = OptimizeResult(x=np.array([1.0]), fun=100.0, success=True)
+    failed_lower = OptimizeResult(x=np.array([2.0]), fun=99.0, success=False)
+    failed_same = OptimizeResult(x=np.array([1.0 + 1e-9]), fun=100.0 - 1e-9, success=False)
+    failed_higher = OptimizeResult(x=np.array([0.0]), fun=120.0, success=False)
+    assert accepted_optimum(ok, failed_lower)[1] is False  # the successful one stopped short of the optimum
+    best, converged = accepted_optimum(ok, failed_same)
+    assert converged and best is ok
+    best, converged = accepted_optimum(failed_higher, ok)
+    assert converged and best is ok
+    assert accepted_optimum(failed_higher, failed_lower)[1] is False
