@@ -27,6 +27,7 @@ import pandas as pd
 from scipy import stats
 
 from evaltool.config.loader import parse_config
+from evaltool.data import load_study
 from evaltool.pipeline import run_analyses
 
 TAU = 2.0
@@ -103,9 +104,11 @@ def run(reps: int, schools: int, trust_size: int, share_joining: float, seed: in
         for rep in range(reps):
             rng = np.random.default_rng([seed, rep])
             simulate_panel(rng, schools, trust_size, share_joining).to_csv(folder / "panel.csv", index=False)
+            study = None
             for cluster in ("design", "school"):
                 config = parse_config(CONFIG.format(seed=seed + rep, cluster=cluster), source=folder / "config.yaml")
-                for result in run_analyses(config).analyses:
+                study = study if study is not None else load_study(config)  # the same data for both clusterings
+                for result in run_analyses(config, study).analyses:
                     if result.status != "ok":
                         rows.append({"rep": rep, "method": result.analysis, "clustering": cluster, "failed": result.error})
                         continue
