@@ -9,12 +9,10 @@
   interactions with the treatment, covariates centred at the matched treated
   mean, so the treatment coefficient is the ATT (MatchIt's "Estimating
   Effects" vignette, g-computation with a linear model).
-* **Standard errors**: without replacement, cluster-robust by matched set
-  (pair/subclass) as MatchIt documents (Austin 2009; Abadie & Spiess 2022), or
-  by school/trust/local authority; with replacement and no regression
-  adjustment, the Abadie–Imbens (2006) variance; with replacement and
-  regression adjustment, cluster-robust by school (a comparison school used
-  for several treated schools is one cluster).
+* **Standard errors**: cluster-robust on the matched sample with the clusters
+  chosen in :func:`evaltool.estimators.psm.method.psm_clusters` (by default the
+  trust, every cohort of a comparison school in one cluster), or the
+  Abadie–Imbens (2006) variance with replacement.
 """
 
 from __future__ import annotations
@@ -44,6 +42,7 @@ def weighted_att(
     covariates: np.ndarray | None = None,
     clusters: np.ndarray | None = None,
     cluster_label: str = "matched set",
+    correction: str = "CR1",
 ) -> AttFit:
     """ATT by weighted least squares on the units with positive weight.
 
@@ -55,8 +54,10 @@ def weighted_att(
         Optional (n, p) covariates for regression adjustment (treatment ×
         covariate interactions, covariates centred at the weighted treated mean).
     clusters
-        Optional integer cluster ids for cluster-robust (CR1) SEs, t with G − 1 df;
-        otherwise HC1 with a normal reference.
+        Optional integer cluster ids for cluster-robust SEs; otherwise HC1 with a normal reference.
+    correction
+        ``"CR1"``: G/(G − 1)·(N − 1)/(N − K) and t(G − 1) intervals (statsmodels' default, as Stata);
+        ``"none"``: no factor, normal intervals.
     """
     keep = weights > 0
     y, t, w = y[keep], treat[keep].astype(float), weights[keep]
@@ -71,11 +72,12 @@ def weighted_att(
     if clusters is not None:
         groups = np.unique(clusters[keep], return_inverse=True)[1]
         n_clusters = int(groups.max()) + 1
-        fit = model.fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
+        cr1 = correction == "CR1"
+        fit = model.fit(cov_type="cluster", cov_kwds={"groups": groups, "use_correction": cr1}, use_t=cr1)
         return AttFit(
             float(fit.params[1]),
             float(fit.bse[1]),
-            n_clusters - 1,
+            n_clusters - 1 if cr1 else None,
             f"cluster-robust by {cluster_label} ({n_clusters} clusters), t({n_clusters - 1})",
             n_clusters,
         )

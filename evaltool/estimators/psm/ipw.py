@@ -25,22 +25,35 @@ from evaltool.diagnostics.balance import balance_table, overlap_summary
 from evaltool.errors import EstimationError
 from evaltool.estimators.common import few_clusters_warning, result_for
 from evaltool.estimators.inference import (
-    CORRECTIONS,
+    DESIGN_REASON,
+    NO_TRUST_REASON,
     ClusterLabels,
     Inference,
     check_cluster_count,
-    requested_levels,
+    design_level,
+    few_clusters_route,
     school_cluster_labels,
 )
 from evaltool.estimators.psm.estimate import AttFit
 from evaltool.estimators.psm.matching import common_support
-from evaltool.estimators.psm.method import PropensityOptions, _balance_frame, figures, prepare_units
+from evaltool.estimators.psm.method import (
+    PropensityOptions,
+    _balance_frame,
+    figures,
+    post_window_notes,
+    prepare_units,
+    school_labels,
+)
 from evaltool.estimators.psm.propensity import _separation_error, check_covariates, design_matrix
 from evaltool.estimators.registry import Method, register
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
 if TYPE_CHECKING:
+    from evaltool.config.inference import InferenceOptions
     from evaltool.pipeline import AnalysisContext
+
+#: The IPW sandwich's small-sample corrections (no (N − 1)/(N − K) factor: an M-estimation sandwich).
+IPW_CORRECTIONS = {"CR1": "G/(G-1), t(G-1)", "none": "none: normal intervals"}
 
 
 class IpwOptions(PropensityOptions):
@@ -52,7 +65,13 @@ class IpwOptions(PropensityOptions):
 
 
 def ipw_att(
-    y: np.ndarray, treat: np.ndarray, X: np.ndarray, clusters: np.ndarray, names: list[str] | None = None
+    y: np.ndarray,
+    treat: np.ndarray,
+    X: np.ndarray,
+    clusters: np.ndarray,
+    names: list[str] | None = None,
+    *,
+    correction: str = "CR1",
 ) -> tuple[AttFit, np.ndarray, np.ndarray]:
     """Hájek IPW estimate of the ATT with the stacked M-estimation sandwich SE.
 
@@ -66,6 +85,8 @@ def ipw_att(
         Integer cluster id per unit.
     names
         Term names of ``X`` (for messages).
+    correction
+        ``"CR1"``: the G/(G − 1) factor and t(G − 1) intervals; ``"none"``: neither (normal intervals).
 
     Returns
     -------
@@ -94,14 +115,15 @@ def ipw_att(
     n_clusters = int(groups.max()) + 1
     summed = np.zeros((n_clusters, k + 2))
     np.add.at(summed, groups, psi)
-    B = summed.T @ summed / n * n_clusters / (n_clusters - 1)
+    cr1 = correction == "CR1"
+    B = summed.T @ summed / n * (n_clusters / (n_clusters - 1) if cr1 else 1.0)
     A_inv = np.linalg.inv(A)
     V = A_inv @ B @ A_inv.T / n
     c = np.zeros(k + 2)
     c[k], c[k + 1] = 1.0, -1.0
     se = float(np.sqrt(c @ V @ c))
     weights = np.where(treat, 1.0, w0 / w0.sum() * (~treat).sum())
-    fit = AttFit(mu1 - mu0, se, n_clusters - 1, "", n_clusters)
+    fit = AttFit(mu1 - mu0, se, n_clusters - 1 if cr1 else None, "", n_clusters)
     return fit, weights, p
 
 
@@ -113,11 +135,16 @@ def fit_ipw(
     common_support_rule: str = "none",
     cluster: str = "school",
     cluster_labels: ClusterLabels | None = None,
+    inference: InferenceOptions | None = None,
     ci_level: float = 0.95,
     sample: SampleReport | None = None,
     stage: str = "ipw",
 ) -> tuple[EffectEstimate, dict, SampleReport, list[str]]:
-    """IPW estimate of the ATT on a frame of units (see :func:`evaltool.estimators.psm.method.fit_psm`)."""
+    """IPW estimate of the ATT on a frame of units (see :func:`evaltool.estimators.psm.method.fit_psm`).
+
+    ``cluster`` is ``design`` (the trust when ``cluster_labels`` holds trust labels, else the school),
+    ``school``, ``trust`` or ``local_authority``; a school's units (cohorts) are always in one cluster.
+    """
     sample = sample if sample is not None else SampleReport(n_rows_in=len(units))
     warnings: list[str] = []
     treat = units["treated"].to_numpy(dtype=bool)
@@ -138,17 +165,24 @@ def fit_ipw(
                            int(units.loc[hit, "school"].nunique()), unit=label, stage=stage, changes_estimand=is_t,
                            attrition=is_t)
         units, treat, exog, X = units.loc[keep].reset_index(drop=True), treat[keep], exog[keep], X.loc[keep].reset_index(drop=True)
-    if cluster_labels is None or cluster == "school":
+    level, reason = design_level(cluster, None, has_trust=cluster_labels is not None and cluster_labels.level == "trust")
+    if cluster_labels is None or level == "school":
         cluster_labels = school_cluster_labels(units, "school")
     codes, n_clusters = cluster_labels.codes_for(units["school"])  # a school's units (cohorts) always together
-    check_cluster_count(n_clusters, cluster)
-    if n_clusters < 30:
-        warnings.append(few_clusters_warning(n_clusters, cluster))
-    inference = Inference(cluster=cluster.replace("_", " "), n_clusters=n_clusters, correction=CORRECTIONS["CR1"],
-                          method="sandwich of the stacked estimating equations (incl. the propensity model)",
-                          notes=cluster_labels.notes)
+    check_cluster_count(n_clusters, level)
+    if inference is not None:
+        warnings += few_clusters_route(inference, n_clusters, ())[1]
+    elif n_clusters < 30:
+        warnings.append(few_clusters_warning(n_clusters, level))
+    correction = inference.correction if inference is not None else "CR1"
+    if cluster == "design":
+        reason = DESIGN_REASON if level == "trust" else NO_TRUST_REASON
+    record = Inference(cluster=level.replace("_", " "), n_clusters=n_clusters, correction=IPW_CORRECTIONS[correction],
+                       method="sandwich of the stacked estimating equations (incl. the propensity model)",
+                       reason=reason, notes=(*cluster_labels.notes, f"{n_clusters} clusters; all units of a school "
+                                             "(its cohorts) in one cluster"))
     y = units[outcome_column].to_numpy(dtype=float)
-    fit, weights, score = ipw_att(y, treat, exog, codes, ["(Intercept)", *map(str, X.columns)])
+    fit, weights, score = ipw_att(y, treat, exog, codes, ["(Intercept)", *map(str, X.columns)], correction=correction)
     estimate = EffectEstimate.from_normal(
         term="ATT (IPW DiD)" if outcome_column == "y_change" else "ATT (IPW)",
         estimand="ATT",
@@ -159,18 +193,23 @@ def fit_ipw(
         n_treated=int(treat.sum()),
         n_control=int(units.loc[~treat, "school"].nunique()),
         n_obs=int(len(units)),
-        **inference.row_fields(),
+        **record.row_fields(),
     )
     control_w = weights[~treat]
     ess = float(control_w.sum() ** 2 / np.sum(control_w**2))
     sample.n_rows_used = int(len(units))
     sample.n_units_used = int(units["school"].nunique())
     diagnostics = {
-        "design": {"propensity_model": "logistic", "common_support": common_support_rule, "cluster": cluster,
+        "design": {"propensity_model": "logistic", "common_support": common_support_rule, "cluster": level,
                    "n_treated_units": int(treat.sum()), "n_comparison_units": int((~treat).sum()),
                    "effective_comparison_sample_size": ess,
                    "max_comparison_weight_share": float(control_w.max() / control_w.sum())},
-        "inference": inference.to_dict(),
+        "inference": record.to_dict(),
+        # Converged: the logit's score equations X'(t - p) = 0 hold at the fitted scores (the report reads it).
+        "convergence": {"converged": bool(np.max(np.abs(exog.T @ (treat - score))) < 1e-6 * len(treat)),
+                        "model": "propensity model (logistic)"},
+        "headline_term": estimate.term,
+        "count_unit": "schools",
         "overlap": overlap_summary(score, treat),
         "balance": balance_table(_balance_frame(units, covariates, np.log(score / (1 - score))), treat, weights),
         "propensity_scores": pd.DataFrame({"treated": treat.astype(int), "score": score, "matched": 1, "weight": weights}),
@@ -183,13 +222,14 @@ def fit_ipw(
 def run(context: AnalysisContext) -> AnalysisResult:
     spec: IpwOptions = context.spec  # type: ignore[assignment]
     units, covariates, outcome_column, sample = prepare_units(context, spec, [])
+    level = spec.inference.levels[0]  # one level: cross_check rejects two-way clustering for ipw
     estimate, diagnostics, sample, warnings = fit_ipw(
         units, outcome_column, covariates, common_support_rule=spec.common_support,
-        cluster=(level := requested_levels(spec, context.panel.frame)[0]),
-        cluster_labels=school_cluster_labels(context.panel.frame, level) if level != "school" else None,
+        cluster=level, cluster_labels=school_labels(context, level), inference=spec.inference,
         ci_level=spec.ci_level, sample=sample, stage=spec.name,
     )
     diagnostics["design"].update(event_times=list(spec.event_times), did=spec.did)
+    warnings += post_window_notes(context, units, spec, diagnostics)
     return result_for(context, [estimate], diagnostics, sample, warnings)
 
 

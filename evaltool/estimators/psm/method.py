@@ -23,14 +23,16 @@ from evaltool.errors import EstimationError
 from evaltool.estimators.common import design_problems, few_clusters_warning, result_for
 from evaltool.estimators.inference import (
     CORRECTIONS,
+    DESIGN_REASON,
     ClusterLabels,
     Inference,
+    check_cluster_count,
+    few_clusters_route,
     inference_problems,
     linked_clusters,
-    requested_levels,
     school_cluster_labels,
 )
-from evaltool.estimators.psm.design import build_units
+from evaltool.estimators.psm.design import absent_event_times, build_units
 from evaltool.estimators.psm.estimate import AttFit, abadie_imbens, weighted_att
 from evaltool.estimators.psm.matching import STATUS_NO_CONTROL, STATUS_NO_SUPPORT, MatchResult, common_support, match
 from evaltool.estimators.psm.propensity import check_covariates, design_matrix, fit_propensity
@@ -39,6 +41,7 @@ from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
 if TYPE_CHECKING:
     from evaltool.config import Config
+    from evaltool.config.inference import InferenceOptions
     from evaltool.pipeline import AnalysisContext
 
 #: Exact-match columns that are not covariates but canonical panel columns.
@@ -177,6 +180,7 @@ def fit_psm(
     regression_adjustment: bool = False,
     cluster: str = "matched_set",
     cluster_labels: ClusterLabels | None = None,
+    inference: InferenceOptions | None = None,
     ci_level: float = 0.95,
     sample: SampleReport | None = None,
     stage: str = "psm",
@@ -184,8 +188,11 @@ def fit_psm(
     """Match and estimate the ATT on a frame of units (one row each).
 
     ``units`` needs ``school``, ``cohort``, ``treated`` (bool), the covariates,
-    the exact columns and ``outcome_column``; ``trust``/``local_authority`` for
-    those clusters.
+    the exact columns and ``outcome_column``.  ``cluster`` is ``design``,
+    ``matched_set``, ``school``, ``trust`` or ``local_authority`` (see
+    :func:`psm_clusters`); ``cluster_labels`` the trust (``design``, ``trust``)
+    or local-authority labels of every school, from the whole panel;
+    ``inference`` the analysis's options (correction, few clusters).
 
     Returns
     -------
@@ -237,12 +244,18 @@ def fit_psm(
             user_error=True,
         )
     y = units[outcome_column].to_numpy(dtype=float)
+    correction = inference.correction if inference is not None else "CR1"
     groups, cluster_name = psm_clusters(units, result, cluster, cluster_labels, replace, regression_adjustment)
-    fit = _estimate(units, y, treat, score, result, covariates, regression_adjustment, replace, groups, cluster_name)
-    if fit.n_clusters is not None and fit.n_clusters < 30:
-        warnings.append(few_clusters_warning(fit.n_clusters, cluster_name))
+    fit = _estimate(units, y, treat, score, result, covariates, regression_adjustment, groups, cluster_name, correction)
+    if fit.n_clusters is not None:
+        check_cluster_count(fit.n_clusters, cluster_name)
+        if inference is not None:
+            warnings += few_clusters_route(inference, fit.n_clusters, ())[1]
+        elif fit.n_clusters < 30:
+            warnings.append(few_clusters_warning(fit.n_clusters, cluster_name))
     matched = result.weights > 0
-    reuse = comparison_reuse(units, matched, treat)
+    reuse = comparison_reuse(units, matched, treat, result)
+    record = _inference(fit, cluster, cluster_name, reuse, correction, cluster_labels)
     estimate = EffectEstimate.from_normal(
         term="ATT (matched DiD)" if outcome_column == "y_change" else "ATT",
         estimand="ATT",
@@ -253,7 +266,7 @@ def fit_psm(
         n_treated=n_matched_t,
         n_control=int(units.loc[matched & ~treat, "school"].nunique()),
         n_obs=int(matched.sum()),
-        **_inference(fit, cluster_name).row_fields(),
+        **record.row_fields(),
     )
     sample.n_rows_used = int(matched.sum())
     sample.n_units_used = int(units.loc[matched, "school"].nunique())
@@ -278,8 +291,12 @@ def fit_psm(
             "cohorts": {int(k): int(v) for k, v in units.loc[treat, "cohort"].value_counts().sort_index().items()},
             "comparison_reuse": reuse,
         },
-        "inference": _inference(fit, cluster_name).to_dict(),
+        "inference": record.to_dict(),
         "propensity_coefficients": model.coefficients,
+        # The report's "did not converge" section reads it; what the report headlines and its counts' unit.
+        "convergence": {"converged": bool(model.converged), "model": f"propensity model ({propensity_model})"},
+        "headline_term": estimate.term,
+        "count_unit": "schools",
         "overlap": overlap_summary(model.score, treat),
         "balance": balance_table(balance_X, treat, result.weights),
         "propensity_scores": pd.DataFrame(
@@ -300,14 +317,16 @@ def _estimate(
     result: MatchResult,
     covariates: list[str],
     regression_adjustment: bool,
-    replace: bool,
     groups: np.ndarray | None,
     cluster_name: str,
+    correction: str,
 ) -> AttFit:
     covs = design_matrix(units, covariates).to_numpy(dtype=float) if regression_adjustment else None
     if groups is None:
         return abadie_imbens(y, treat, score, result.pair_treated, result.pair_control)
-    return weighted_att(y, treat, result.weights, covariates=covs, clusters=groups, cluster_label=cluster_name)
+    return weighted_att(
+        y, treat, result.weights, covariates=covs, clusters=groups, cluster_label=cluster_name, correction=correction
+    )
 
 
 def psm_clusters(
@@ -318,26 +337,44 @@ def psm_clusters(
     replace: bool,
     regression_adjustment: bool,
 ) -> tuple[np.ndarray | None, str]:
-    """Cluster codes of the matched units (``None``: Abadie–Imbens variance) and the clustering's name.
+    """Cluster codes of the units (``None``: Abadie–Imbens variance) and the clustering's name.
 
     Notes
     -----
-    A unit is a school in one joining cohort, so a comparison school matched in several cohorts is several
-    units whose outcome changes share that school's shocks; every clustering links them.
+    A unit is a school in one joining cohort, and every comparison school is a comparison unit of each cohort,
+    so matching "without replacement" is without replacement *within* a cohort: one comparison school can serve
+    a treated school in each of several cohorts (34 of 85 matched comparison schools on the sample data, up to 4
+    cohorts).  Its cohorts share the school's shocks (the years overlap), just as a unit repeated across the
+    sub-experiments of a stacked DiD, which is clustered by unit (Cengiz, Dube, Lindner & Zipperer 2019, *QJE*
+    134(3); Wing, Freedman & Hollingsworth 2024, NBER WP 32054).  Every clustering here therefore keeps a school's
+    units together.
 
-    * ``design`` (default): the trust (schools outside a trust are their own cluster), with all of a school's
-      units in one cluster: joining is shared by a trust's schools, and a reused comparison school is one
-      source of shocks.  Linking matched sets as well (the clusters MatchIt and Abadie & Spiess 2022, *JASA*
-      117, recommend after matching without replacement) was measured on the sample data: sets chained through
-      reused comparison schools and trusts collapse into 7 clusters, too few for cluster-robust inference, so
-      ``matched_set`` stays a separate choice.
-    * ``matched_set``: matched sets linked by their shared comparison schools.
-    * ``school``, ``trust``, ``local_authority``: that level (a school's units always together).
+    * ``design`` (default): the trust, each school outside a trust its own cluster, with all units of a school
+      in one cluster (trust labels from the whole panel, blanks filled, trusts linked by a school recorded in
+      two: :func:`evaltool.estimators.inference.school_cluster_labels`).  Joining is decided for a trust's
+      schools together, so trust is the level of shared shocks and of assignment (Abadie, Athey, Imbens &
+      Wooldridge 2023, *QJE* 138(1): cluster at the level at which treatment is assigned); a reused comparison
+      school is one cluster for all its uses.  Matched sets are *not* linked in: MatchIt's guidance ("Estimating
+      Effects After Matching": cluster by subclass without replacement; by subclass and unit with replacement,
+      Austin & Cafri 2020) and Abadie & Spiess (2022, *JASA* 117(538)) target the dependence that matching
+      creates between a treated unit and its matches, but linking sets, reused schools and trusts into
+      connected components leaves 6 clusters on the sample data, one holding 244 of the 264 matched units,
+      which cluster-robust inference cannot use.  On the sample data (``matched_did`` of
+      configs/federation_impact.yaml) the SEs are 0.287 (design, 126 clusters), 0.165 (linked matched sets, 85)
+      and 0.224 (school, 217).  On ``evaltool simulate`` data (100 replications, 1:1 without replacement,
+      caliper 0.2; no trust-level shocks in the simulator) the design SE is the larger (mean 0.29 against 0.24
+      for matched sets; coverage of the matched treated schools' ATT 100% against 98%), because between-trust
+      effect heterogeneity enters it: conservative there, and the level that stays valid when a trust's
+      schools share shocks.
+    * ``matched_set``: MatchIt's subclass clustering, with matched sets linked by the comparison schools they
+      share across cohorts (connected components of sets and schools), so each reused school is still in one
+      cluster.  With replacement and regression adjustment, a comparison unit serving several sets links them.
+    * ``school``, ``trust``, ``local_authority``: that level, a school's units always together.
     * With replacement and no regression adjustment, ``design`` and ``matched_set`` use the Abadie–Imbens
-      (2006) variance, which accounts for reused comparison units.
+      (2006) variance, which accounts for comparison units used more than once within a cohort (it treats a
+      school's cohorts as independent: the Abadie–Imbens row says so in its notes).
     """
     school = units["school"].astype(str).to_numpy()
-    subclass = result.unit_subclass
     if cluster in ("design", "matched_set") and replace and not regression_adjustment:
         return None, "matched set"
     if cluster == "design" and labels is not None:
@@ -347,8 +384,7 @@ def psm_clusters(
         codes, _ = linked_clusters(school)
         return codes, "school (no trust mapped; each comparison school's cohorts together)"
     if cluster == "matched_set":
-        codes, _ = linked_clusters(subclass, school)
-        return codes, "matched set (linked by reused comparison schools)"
+        return _linked_sets(result, school), "matched set (linked by reused comparison schools)"
     if cluster == "school" or labels is None:
         codes, _ = linked_clusters(school)
         return codes, "school"
@@ -356,22 +392,65 @@ def psm_clusters(
     return codes, cluster.replace("_", " ")
 
 
-def comparison_reuse(units: pd.DataFrame, matched: np.ndarray, treat: np.ndarray) -> dict[str, int]:
-    """How often matched comparison schools serve more than one joining cohort."""
+def _linked_sets(result: MatchResult, school: np.ndarray) -> np.ndarray:
+    """Connected components of units linked by matched pairs and by school (scipy, no loop over pairs)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = school.size
+    school_code, uniques = pd.factorize(pd.Series(school), sort=True)
+    rows = np.concatenate([result.pair_treated, np.arange(n)])
+    cols = np.concatenate([result.pair_control, n + school_code])
+    graph = coo_matrix((np.ones(rows.size), (rows, cols)), shape=(n + len(uniques), n + len(uniques)))
+    component = connected_components(graph, directed=False)[1][:n]
+    return pd.factorize(component, sort=True)[0].astype(np.int64)
+
+
+def comparison_reuse(
+    units: pd.DataFrame, matched: np.ndarray, treat: np.ndarray, result: MatchResult | None = None
+) -> dict[str, int]:
+    """How often matched comparison schools serve more than one joining cohort (and how many matched sets)."""
     uses = units.loc[matched & ~treat].groupby("school")["cohort"].nunique()
-    return {
+    out = {
         "n_comparison_schools": int(len(uses)),
         "n_reused": int((uses > 1).sum()),
         "max_cohorts": int(uses.max()) if len(uses) else 0,
     }
+    if result is not None:
+        sets = pd.Series(units["school"].to_numpy()[result.pair_control]).value_counts()
+        out["max_uses"] = int(sets.max()) if len(sets) else 0
+    return out
 
 
-def _inference(fit: AttFit, cluster_name: str) -> Inference:
+def _inference(
+    fit: AttFit,
+    cluster: str,
+    cluster_name: str,
+    reuse: dict[str, int],
+    correction: str,
+    labels: ClusterLabels | None,
+) -> Inference:
+    """The inference record of a PSM estimate, with the reuse of comparison schools in its notes."""
+    reuse_note = (
+        f"{reuse['n_reused']} of {reuse['n_comparison_schools']} matched comparison schools serve more than one "
+        f"cohort (at most {reuse['max_cohorts']} cohorts, {reuse.get('max_uses', reuse['max_cohorts'])} matched "
+        "sets)"
+    )
     if fit.n_clusters is None:
-        return Inference(cluster="", n_clusters=None, correction="none: normal intervals",
-                         method="Abadie–Imbens (2006) variance for matching with replacement")
-    return Inference(cluster=cluster_name, n_clusters=fit.n_clusters, correction=CORRECTIONS["CR1"],
-                     method="cluster-robust", reason="matched units" if "matched" in cluster_name else "requested")
+        return Inference(
+            cluster="", n_clusters=None, correction="none: normal intervals",
+            method="Abadie–Imbens (2006) variance for matching with replacement",
+            reason="matching with replacement (cluster: design/matched_set)",
+            notes=(f"{reuse_note}; the variance treats a school's cohorts as independent",),
+        )
+    notes = [f"{reuse_note}; all units of a school are in one cluster; {fit.n_clusters} clusters"]
+    if labels is not None and cluster in ("design", "trust", "local_authority"):
+        notes += list(labels.notes)
+    reason = {"design": DESIGN_REASON, "matched_set": "matched sets (MatchIt's subclass clustering), requested"}
+    return Inference(
+        cluster=cluster_name, n_clusters=fit.n_clusters, correction=CORRECTIONS[correction],
+        method="cluster-robust", reason=reason.get(cluster, "requested in the config"), notes=tuple(notes),
+    )
 
 
 def _balance_frame(units: pd.DataFrame, covariates: list[str], distance_score: np.ndarray) -> pd.DataFrame:
@@ -467,6 +546,7 @@ def prepare_units(context: AnalysisContext, spec: PropensityOptions, extra: list
         sample=sample,
         stage=spec.name,
         covariate_years=spec.covariate_years,
+        covariates_before_baseline=spec.did,
     )
     if spec.match_on_baseline_outcome:
         baseline = f"baseline_{context.outcome}"
@@ -479,6 +559,7 @@ def prepare_units(context: AnalysisContext, spec: PropensityOptions, extra: list
 def run(context: AnalysisContext) -> AnalysisResult:
     spec: PsmOptions = context.spec  # type: ignore[assignment]
     units, covariates, outcome_column, sample = prepare_units(context, spec, list(spec.exact))
+    level = spec.inference.levels[0]  # one level: cross_check rejects two-way clustering for psm
     estimate, diagnostics, sample, warnings = fit_psm(
         units,
         outcome_column,
@@ -493,25 +574,52 @@ def run(context: AnalysisContext) -> AnalysisResult:
         common_support_rule=spec.common_support,
         propensity_model=spec.propensity_model,
         regression_adjustment=spec.regression_adjustment,
-        cluster=spec.inference.cluster if spec.inference.cluster in ("design", "matched_set", "school") else
-        requested_levels(spec, context.panel.frame)[0],
-        cluster_labels=_school_labels(context, spec),
+        cluster=level,
+        cluster_labels=school_labels(context, level),
+        inference=spec.inference,
         ci_level=spec.ci_level,
         sample=sample,
         stage=spec.name,
     )
     diagnostics["design"]["event_times"] = list(spec.event_times)
     diagnostics["design"]["did"] = spec.did
+    warnings += post_window_notes(context, units, spec, diagnostics)
     return result_for(context, [estimate], diagnostics, sample, warnings)
 
 
-def _school_labels(context: AnalysisContext, spec: PsmOptions) -> ClusterLabels | None:
-    """Trust (or local authority) labels per school from the whole panel, for the clusters of matched units."""
-    level = spec.inference.cluster
-    level = "trust" if level in ("design", "matched_set", "school") else requested_levels(spec, context.panel.frame)[0]
-    if level not in context.panel.frame:
-        return None
-    return school_cluster_labels(context.panel.frame, level)
+def school_labels(context: AnalysisContext, level: str) -> ClusterLabels | None:
+    """Labels per school from the whole panel for ``level``: the trust for ``design`` when columns.trust is
+    mapped (``None`` otherwise: design falls back to the school), the trust or local authority when asked."""
+    frame = context.panel.frame
+    if level == "design":
+        return school_cluster_labels(frame, "trust") if context.config.columns.trust is not None else None
+    if level in ("trust", "local_authority"):
+        return school_cluster_labels(frame, level)
+    return None
+
+
+def post_window_notes(context: AnalysisContext, units: pd.DataFrame, spec: PropensityOptions, diagnostics: dict) -> list[str]:
+    """Record which event times each cohort's outcome averages, and warn when years absent from the data cut them.
+
+    With ``exclude_years`` (or a year missing from the panel) inside a cohort's post window, that cohort's
+    "after" outcome averages only the event times it has, so the estimate weights early event times more
+    than ``event_times`` suggests (the ATT is then not the mean of ATT(e) over ``event_times``).
+    """
+    cohorts = sorted(int(c) for c in units.loc[units["treated"], "cohort"].unique())
+    absent = absent_event_times(context.panel.frame["year"], cohorts, list(spec.event_times))
+    diagnostics["design"]["event_times_by_cohort"] = {
+        str(c): [e for e in spec.event_times if e not in absent.get(c, [])] for c in cohorts
+    }
+    if not absent:
+        return []
+    listed = "; ".join(f"cohort {c}: event times {', '.join(map(str, absent[c]))} (years "
+                       f"{', '.join(str(c + e) for e in absent[c])})" for c in sorted(absent))
+    return [
+        f"{spec.name}: some post years are not in the data ({listed}), so those cohorts' outcome averages only the "
+        "event times they have and the ATT leans towards early event times (see diagnostics.design."
+        "event_times_by_cohort). To compare like with like, choose event_times whose years are in the data for "
+        "every cohort, or read the cohorts separately."
+    ]
 
 
 def figures(result: AnalysisResult) -> dict:

@@ -29,12 +29,14 @@ def build(frame, **kwargs):
 
 
 def test_comparison_units_per_cohort_measured_in_the_same_years(frame):
-    units, _ = build(frame, covariate_years=2)
+    units, _ = build(frame, covariate_years=2, did=False)
     cohorts = units.set_index(["school", "cohort"])
-    # joiner A (2015): x averaged over 2013-2014 ; comparison C for cohort 2015 over the same years
+    # levels (did: false): joiner A (2015): x averaged over 2013-2014; comparison C for cohort 2015 the same years
     assert cohorts.loc[("A", 2015), "x"] == pytest.approx(np.mean([1, 2]))
     assert cohorts.loc[("C", 2015), "x"] == pytest.approx(20 + np.mean([1, 2]))
     assert cohorts.loc[("C", 2017), "x"] == pytest.approx(20 + np.mean([3, 4]))
+    units, _ = build(frame, covariate_years=2)
+    cohorts = units.set_index(["school", "cohort"])
     # DiD outcome: mean of years g+0, g+1 minus year g-1
     assert cohorts.loc[("B", 2017), "y_change"] == pytest.approx(1 + 0.1 * 2017.5 - (1 + 0.1 * 2016))
     assert set(units.loc[~units["treated"], "school"]) == {"C", "D"}
@@ -42,8 +44,29 @@ def test_comparison_units_per_cohort_measured_in_the_same_years(frame):
 
 
 def test_default_uses_every_pre_joining_year(frame):
-    units, _ = build(frame)
+    units, _ = build(frame, did=False)
     assert units.set_index(["school", "cohort"]).loc[("B", 2017), "x"] == pytest.approx(10 + np.mean(range(5)))
+
+
+def test_did_covariates_end_before_the_baseline_year(frame):
+    """With did: true the covariate window ends at g - 2: the baseline year's pupils are not matched on (#19)."""
+    units, _ = build(frame, covariate_years=2)
+    cohorts = units.set_index(["school", "cohort"])
+    # joiner A (2015), baseline 2014: x over 2012-2013; comparison C for cohort 2015 over the same years
+    assert cohorts.loc[("A", 2015), "x"] == pytest.approx(np.mean([0, 1]))
+    assert cohorts.loc[("C", 2015), "x"] == pytest.approx(20 + np.mean([0, 1]))
+    assert cohorts.loc[("B", 2017), "x"] == pytest.approx(10 + np.mean([2, 3]))
+    units, _ = build(frame)  # every year before the baseline year: 2012-2015 for B
+    assert units.set_index(["school", "cohort"]).loc[("B", 2017), "x"] == pytest.approx(10 + np.mean(range(4)))
+
+
+def test_did_joiner_without_a_year_before_its_baseline_is_counted(frame):
+    frame = frame.assign(join_year=frame["join_year"].where(frame["school"] != "A", 2013.0))
+    units, sample = build(frame)
+    reason = next(e for e in sample.exclusions if e.reason.startswith("joined in the second year of data"))
+    assert reason.n_units == 1 and reason.changes_estimand and "A" not in set(units["school"])
+    units, _ = build(frame, did=False)
+    assert "A" in set(units["school"])
 
 
 def test_exclusions_are_counted_with_reasons(frame):

@@ -70,8 +70,10 @@ def test_reused_comparison_schools_are_counted_and_clustered_together(sample):
 def test_psm_clusters_link_a_schools_cohorts():
     units = pd.DataFrame({"school": ["a", "a", "b", "c"], "cohort": [2015, 2016, 2015, 2016]})
 
-    class Result:
+    class Result:  # a (comparison, cohorts 2015 and 2016) matched to b (2015) and c (2016)
         unit_subclass = np.array([0, 1, 0, 1])
+        pair_treated = np.array([2, 3])
+        pair_control = np.array([0, 1])
 
     codes, name = psm_clusters(units, Result(), "matched_set", None, replace=False, regression_adjustment=False)
     assert len(set(codes)) == 1 and "linked" in name  # set 0 and set 1 share comparison school a
@@ -103,3 +105,55 @@ def test_a_nearly_collinear_design_is_not_called_separation():
         fit_propensity(X, treat, rng=rng)
     except EstimationError as exc:
         assert "separation" not in str(exc).lower(), str(exc)
+
+
+def test_inference_record_reports_reused_comparison_schools_and_clusters(sample):
+    estimate, diagnostics, _, _ = fit(sample, "design")
+    reuse = diagnostics["design"]["comparison_reuse"]
+    matched = diagnostics["matched_units"]
+    per_school = matched.loc[~matched["treated"]].groupby("school")["cohort"].nunique()
+    assert reuse["n_reused"] == int((per_school > 1).sum()) and reuse["max_cohorts"] == int(per_school.max())
+    note = diagnostics["inference"]["notes"][0]  # shown in the report with the inference sentence
+    assert f"{reuse['n_reused']} of {reuse['n_comparison_schools']} matched comparison schools" in note
+    assert f"{estimate.n_clusters} clusters" in note
+    assert estimate.se_correction.startswith("CR1") and estimate.n_clusters is not None
+
+
+def test_correction_none_is_honoured(sample):
+    from evaltool.config.inference import InferenceOptions
+
+    context, spec, units, covariates, outcome = sample
+    labels = school_cluster_labels(context.panel.frame, "trust")
+    cr1, *_ = fit_psm(units, outcome, covariates, rng=analysis_rng(context.config.seed, spec.name), cluster="design",
+                      cluster_labels=labels)
+    none, *_ = fit_psm(units, outcome, covariates, rng=analysis_rng(context.config.seed, spec.name), cluster="design",
+                       cluster_labels=labels, inference=InferenceOptions(correction="none"))
+    g, n = cr1.n_clusters, cr1.n_obs
+    # CR1 multiplies the variance by G/(G-1)·(N-1)/(N-K), K = 2 (constant, treatment)
+    assert cr1.std_error == pytest.approx(none.std_error * np.sqrt(g / (g - 1) * (n - 1) / (n - 2)), rel=1e-10)
+    assert none.se_correction.startswith("none")
+
+
+def test_post_years_missing_from_the_data_are_stated(sample):
+    from evaltool.estimators.psm.design import absent_event_times
+    from evaltool.estimators.psm.method import post_window_notes
+
+    context, spec, units, *_ = sample
+    # federation_impact.yaml excludes 2020 and 2021
+    assert absent_event_times(context.panel.frame["year"], [2017, 2018, 2019], [0, 1, 2]) == {2018: [2], 2019: [1, 2]}
+    diagnostics = {"design": {}}
+    warnings = post_window_notes(context, units, spec, diagnostics)
+    assert diagnostics["design"]["event_times_by_cohort"]["2019"] == [0]
+    assert len(warnings) == 1 and "cohort 2019: event times 1, 2 (years 2020, 2021)" in warnings[0]
+
+
+def test_ipw_design_default_clusters_by_trust(sample):
+    from evaltool.estimators.psm.ipw import fit_ipw
+
+    context, spec, units, covariates, outcome = sample
+    labels = school_cluster_labels(context.panel.frame, "trust")
+    design, diagnostics, _, _ = fit_ipw(units, outcome, covariates, cluster="design", cluster_labels=labels)
+    school, *_ = fit_ipw(units, outcome, covariates, cluster="school")
+    assert design.cluster == "trust" and diagnostics["inference"]["reason"].startswith("joining is decided")
+    assert design.n_clusters == labels.codes_for(units["school"])[1] < school.n_clusters == units["school"].nunique()
+    assert design.std_error != school.std_error and design.se_method.startswith("sandwich")

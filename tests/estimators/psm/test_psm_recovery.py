@@ -55,17 +55,4 @@ def test_matched_did_covers_truth_and_naive_is_biased(seed):
     assert (balance.loc[COVARIATES, "smd_before"].abs().max()) > 0.25
 
 
-@pytest.mark.slow
-def test_matched_did_coverage_over_seeds():
-    """Coverage of the 95% CI over 12 simulated datasets: at least 9 cover the truth."""
-    covered = 0
-    for seed in range(10, 22):
-        data = simulate(SimulationSettings(seed=seed, n_schools=600))
-        frame = canonical(data.panel)
-        units = build_units(
-            frame, "attainment8", COVARIATES, event_times=EVENT_TIMES, comparison="never_joined", did=True,
-            extra_columns=[], sample=SampleReport(), stage="psm",
-        )
-        estimate, diagnostics, *_ = fit_psm(units, "y_change", COVARIATES, rng=np.random.default_rng(seed))
-        covered += estimate.covers(true_att(data, frame, diagnostics["matched_units"]))
-    assert covered >= 9
+# Coverage over seeds: tests/estimators/psm/test_psm_coverage.py (200 replications, binomial band).
