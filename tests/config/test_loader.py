@@ -97,7 +97,8 @@ def test_outcome_must_be_mapped():
 
 def test_cluster_needs_mapped_column():
     text = CONFIG_TEMPLATE.replace("    post_years: [2017, 2018]", "    post_years: [2017, 2018]\n    cluster: trust")
-    with pytest.raises(ConfigError, match=r"analyses\[0\]\.cluster .*needs columns.trust"):
+    # The shorthand cluster: is inference.cluster; the message names that key with the line the user wrote.
+    with pytest.raises(ConfigError, match=r"analyses\[0\]\.inference\.cluster \(<config>:14:5\): .*needs columns.trust"):
         parse_config(text)
 
 
