@@ -18,7 +18,7 @@ from typing import Annotated, Any, Union
 import yaml
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, create_model
 
-from evaltool.config.models import AnalysisBase, ConfigBase
+from evaltool.config.models import AnalysisBase, ConfigBase, Year
 from evaltool.errors import ConfigError
 from evaltool.estimators.registry import all_methods
 
@@ -146,7 +146,30 @@ def _cross_check(config: Config) -> list[str]:
         if check is not None:
             for sub_loc, message in check(config):
                 problems.append(f"{config.where(('analyses', i, *sub_loc))}: {message}")
-    return problems
+    return problems + _years_outside_range(config)
+
+
+def _years_outside_range(config: Config) -> list[str]:
+    """Years written in the config (exclude_years, pre/post years …) must lie in ``data.year_range``."""
+    first, last = config.data.year_range
+    found = [(("data", "exclude_years", j), year) for j, year in enumerate(config.data.exclude_years)]
+    for i, analysis in enumerate(config.analyses):
+        for name, field in type(analysis).model_fields.items():
+            if _holds_years(field.annotation):
+                value = getattr(analysis, name)
+                years = value if isinstance(value, (list, tuple)) else [value]
+                found += [(("analyses", i, name, j), year) for j, year in enumerate(years) if year is not None]
+    return [
+        f"{config.where(loc)}: the year {year} is outside data.year_range [{first}, {last}]; correct the year "
+        "(academic years such as 2019 for 2018/19), or widen data.year_range if the data really cover it."
+        for loc, year in found
+        if not first <= year <= last
+    ]
+
+
+def _holds_years(annotation: Any) -> bool:
+    """Whether a field is a :data:`~evaltool.config.models.Year` or a list/tuple of them."""
+    return annotation is Year or any(_holds_years(arg) for arg in typing.get_args(annotation))
 
 
 # --------------------------------------------------------------------- YAML
@@ -154,15 +177,21 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader: builds only plain Python types; never executes anything."""
 
 
+_PLAIN_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 def _parse_yaml(text: str, source: Path | None) -> tuple[Any, dict[Loc, tuple[int, int]]]:
-    _check_depth(text, source)
-    loader = _Loader(text)
+    """Compose the YAML node tree (aliases stay shared references) and build plain values from it, bounded."""
+    loader: _Loader | None = None
     try:
+        _check_depth(text, source)
+        loader = _Loader(text)
         node = loader.get_single_node()
         if node is None:
             raise ConfigError(f"{_name(source)} is empty; see docs/configuration.md for an example config.")
-        positions: dict[Loc, tuple[int, int]] = {}
-        data = _construct(loader, node, (), positions, source, [0])
+        builder = _Builder(loader, source)
+        data = builder.build(node, ())
     except RecursionError:
         raise ConfigError(
             f"{_name(source)}: the config is nested too deeply (more than {MAX_DEPTH} levels); a config needs about 6."
@@ -170,14 +199,12 @@ def _parse_yaml(text: str, source: Path | None) -> tuple[Any, dict[Loc, tuple[in
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{_name(source)}:{mark.line + 1}:{mark.column + 1}" if mark else _name(source)
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = getattr(exc, "problem", None) or str(exc).replace("\n", " ")
         raise ConfigError(f"{where}: not valid YAML ({problem}). Check indentation and quoting around that line.") from None
     finally:
-        loader.dispose()
-    return data, positions
-
-
-_PLAIN_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+        if loader is not None:
+            loader.dispose()
+    return data, builder.positions
 
 
 def _check_depth(text: str, source: Path | None) -> None:
@@ -203,41 +230,106 @@ def _check_depth(text: str, source: Path | None) -> None:
         return  # the parser reports it with its position
 
 
-def _construct(
-    loader: _Loader, node: yaml.Node, loc: Loc, positions: dict, source: Path | None, count: list[int]
-) -> Any:
-    count[0] += 1
-    if count[0] > MAX_NODES or len(loc) > MAX_DEPTH:
-        raise ConfigError(
-            f"{describe_key(loc[:1], source, positions)}: the config expands to more than {MAX_NODES:,} values "
-            f"(or {MAX_DEPTH} levels), e.g. through repeated YAML aliases (*name); write the values out instead."
-        )
-    positions[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
-        raise yaml.constructor.ConstructorError(
-            None, None, f"the tag {node.tag!r} is not allowed (configs hold plain values only)", node.start_mark
-        )
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
+class _Builder:
+    """Plain values from a composed YAML node tree, with the position of every key.
+
+    Every value built counts towards :data:`MAX_NODES`, including each time an alias (``*name``) or a merge
+    key (``<<: *name``) repeats an anchored block, so a "billion laughs" file stops after
+    :data:`MAX_NODES` values instead of expanding into gigabytes.  Merge keys follow the YAML merge rules:
+    keys written in the mapping itself win over merged ones, and earlier merged mappings over later ones.
+    """
+
+    def __init__(self, loader: _Loader, source: Path | None) -> None:
+        self.loader = loader
+        self.source = source
+        self.positions: dict[Loc, tuple[int, int]] = {}
+        self.count = 0
+        self._merging: set[int] = set()
+
+    def build(self, node: yaml.Node, loc: Loc) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES or len(loc) > MAX_DEPTH:
+            raise ConfigError(
+                f"{describe_key(loc[:1], self.source, self.positions)}: the config expands to more than "
+                f"{MAX_NODES:,} values (or {MAX_DEPTH} levels), e.g. through repeated YAML aliases (*name); "
+                "write the values out instead."
+            )
+        self.positions.setdefault(loc, _position(node))
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the tag {node.tag!r} is not allowed (configs hold plain values only)", node.start_mark
+            )
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, loc)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except ValueError as exc:  # e.g. an integer of more than 4,300 digits, a date such as 2019-13-40
+            raise ConfigError(
+                f"{describe_key(loc, self.source, {loc: _position(node)})}: the value cannot be read ({exc}). "
+                "Write a plain number, or put text in quotes."
+            ) from None
+
+    def _mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
+        for merged in self._merge_sources(node):
+            for key, value in self._merged(merged, loc).items():
+                result.setdefault(key, value)
+        own: set[Any] = set()
         for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise ConfigError(f"{_name(source)}:{key_node.start_mark.line + 1}: keys must be plain words.")
-            key = loader.construct_object(key_node, deep=True)
-            if not isinstance(key, (str, int, float, bool)):
-                raise ConfigError(f"{_name(source)}:{key_node.start_mark.line + 1}: keys must be plain words.")
-            if key in result:
+            if key_node.tag == _MERGE_TAG:
+                continue
+            key = self._key(key_node)
+            key_loc = (*loc, key)
+            if key in own:
                 raise ConfigError(
-                    f"{describe_key((*loc, key), source, {(*loc, key): (key_node.start_mark.line + 1, key_node.start_mark.column + 1)})}: "
-                    f"key '{key}' appears twice in the same block; keep one."
+                    f"{describe_key(key_loc, self.source, {key_loc: _position(key_node)})}: key '{key}' appears twice "
+                    "in the same block; keep one."
                 )
-            positions[(*loc, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            result[key] = _construct(loader, value_node, (*loc, key), positions, source, count)
-            positions[(*loc, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            own.add(key)
+            self.positions[key_loc] = _position(key_node)
+            result[key] = self.build(value_node, key_loc)
+            self.positions[key_loc] = _position(key_node)
         return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(loader, item, (*loc, i), positions, source, count) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+
+    def _merged(self, node: yaml.MappingNode, loc: Loc) -> dict[Any, Any]:
+        if id(node) in self._merging:
+            raise ConfigError(
+                f"{describe_key(loc, self.source, {loc: _position(node)})}: a YAML merge key (<<) includes the block "
+                "it is part of; remove that merge."
+            )
+        self._merging.add(id(node))
+        try:
+            return self._mapping(node, loc)
+        finally:
+            self._merging.discard(id(node))
+
+    def _key(self, key_node: yaml.Node) -> Any:
+        if isinstance(key_node, yaml.ScalarNode):
+            key = self.loader.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)):
+                return key
+        raise ConfigError(f"{_name(self.source)}:{key_node.start_mark.line + 1}: keys must be plain words.")
+
+    def _merge_sources(self, node: yaml.MappingNode) -> list[yaml.MappingNode]:
+        """The mappings named by the merge keys (``<<``) of ``node``, in order."""
+        sources: list[yaml.MappingNode] = []
+        for key_node, value_node in node.value:
+            if key_node.tag != _MERGE_TAG:
+                continue
+            items = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            for item in items:
+                if not isinstance(item, yaml.MappingNode):
+                    raise yaml.constructor.ConstructorError(
+                        None, None, "a merge key (<<) takes a mapping or a list of mappings", item.start_mark
+                    )
+                sources.append(item)
+        return sources
+
+
+def _position(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
 
 
 # ------------------------------------------------------------ error messages
@@ -289,6 +381,8 @@ def _describe_error(err: dict, data: Any, model: type[BaseModel], source: Path |
         return f"{describe_key(loc, source, positions)}: unknown key '{key}'{hint}.{allowed}"
     if kind == "literal_error" and loc[-1:] == ("method",) and loc[:1] == ("analyses",):
         kind, err = "union_tag_invalid", {**err, "ctx": {"tag": got}}
+    if kind == "missing" and loc and isinstance(loc[-1], int):  # a fixed-length list such as [first, last]
+        return f"{describe_key(loc[:-1], source, positions)}: value {loc[-1] + 1} of the list is missing."
     if kind == "missing":
         return f"{describe_key(loc, source, positions)}: required key is missing."
     if kind in ("union_tag_invalid", "union_tag_not_found"):

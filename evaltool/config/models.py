@@ -19,6 +19,9 @@ from evaltool.config.inference import InferenceOptions, move_cluster_shorthand
 
 #: An academic year in a config (2019 for 2018/19).
 Year = Annotated[int, Field(ge=1900, le=2100)]
+#: Default of ``data.year_range``: years in the data outside it are errors (England's performance tables begin in
+#: the 1990s; 2100 leaves room for planned join years).
+DEFAULT_YEAR_RANGE: tuple[int, int] = (1990, 2100)
 #: Years relative to joining (event time).
 EventTime = Annotated[int, Field(ge=-50, le=50)]
 
@@ -93,6 +96,15 @@ class DataSources(ConfigModel):
     """Optional trust/collaboration attributes file (one row per trust)."""
     exclude_years: list[Year] = Field(default_factory=list)
     """Academic years to leave out of every analysis (e.g. [2020, 2021], when exams were cancelled)."""
+    year_range: tuple[Year, Year] = DEFAULT_YEAR_RANGE
+    """Plausible academic years [first, last]: a year or join year outside them in any file, or a year of the config outside them, is an error (widen it for older data)."""
+
+    @field_validator("year_range")
+    @classmethod
+    def _first_before_last(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if value[0] > value[1]:
+            raise ValueError(f"must be [first, last] with first ≤ last (got {list(value)}); e.g. [1990, 2100]")
+        return value
 
 
 class Columns(ConfigModel):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from evaltool.config.models import DEFAULT_YEAR_RANGE
 from evaltool.errors import DataError
 
 #: Text that means "no value" in published tables and common exports.
@@ -114,11 +115,21 @@ _ACADEMIC = re.compile(r"^(\d{4})\s*[/-]\s*(\d{2}|\d{4})$")
 _DFE_PERIOD = re.compile(r"^(\d{4})(\d{2})$")
 
 
-def to_year(series: pd.Series, *, column: str, role: str, where: str, allow_missing: bool) -> pd.Series:
+def to_year(
+    series: pd.Series,
+    *,
+    column: str,
+    role: str,
+    where: str,
+    allow_missing: bool,
+    year_range: tuple[int, int] = DEFAULT_YEAR_RANGE,
+) -> pd.Series:
     """Coerce a year column to float years (NaN where missing).
 
     Accepts 2019, '2019', '2018/19', '2018-19' and the DfE ``time_period``
     code 201819; the academic year 2018/19 is the year 2019 (summer exams).
+    Years outside ``year_range`` (``data.year_range``) are errors; 0 stays 0
+    (a join year of 0 means never joined).
     """
     if pd.api.types.is_numeric_dtype(series):
         values = as_float(series)
@@ -144,12 +155,15 @@ def to_year(series: pd.Series, *, column: str, role: str, where: str, allow_miss
             f"Column '{column}' ({role}) in {where} must hold whole years; found {int(fractional.sum())} "
             f"non-integer values, e.g. {_examples(series[fractional])}."
         )
-    out_of_range = values.notna() & ((values < 1900) | (values > 2100)) & (values != 0)
+    first, last = year_range
+    out_of_range = values.notna() & ((values < first) | (values > last)) & (values != 0)
     if out_of_range.any():
         raise DataError(
-            f"Column '{column}' ({role}) in {where} has years outside 1900–2100 in {int(out_of_range.sum())} rows "
-            f"(data {data_rows(out_of_range)}), e.g. {_examples(series[out_of_range])}. Years are academic years "
-            "such as 2019 for 2018/19; correct those cells (an empty join year means the school never joined)."
+            f"Column '{column}' ({role}) in {where} has years outside {first}–{last} (data.year_range) in "
+            f"{int(out_of_range.sum())} row{'s' if out_of_range.sum() != 1 else ''} (data {data_rows(out_of_range)}, "
+            f"counting from 1 below the header), e.g. {_examples(series[out_of_range])}. Years are academic years "
+            "such as 2019 for 2018/19; correct those cells (an empty join year means the school never joined), or "
+            "widen data.year_range in the config if the data really cover those years."
         )
     return values
 

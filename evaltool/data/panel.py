@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from evaltool.config.models import DEFAULT_YEAR_RANGE
 from evaltool.data.coerce import CoercionLog, data_rows, to_id, to_indicator, to_numeric, to_year
 from evaltool.errors import DataError
 from evaltool.results import SampleReport
@@ -153,6 +154,7 @@ def build_panel(
     exclude_years: list[int],
     keys: tuple[str, ...] = ("school", "year"),
     locate=lambda key: key,
+    year_range: tuple[int, int] = DEFAULT_YEAR_RANGE,
 ) -> SchoolPanel:
     """Validate and type a raw frame into a :class:`SchoolPanel`.
 
@@ -168,13 +170,15 @@ def build_panel(
     frame = pd.DataFrame(index=raw.index)
 
     frame["school"] = to_id(raw[by_role["school"].column])
-    frame["year"] = to_year(raw[by_role["year"].column], column=by_role["year"].column, role="year", where=where, allow_missing=True)
+    frame["year"] = to_year(raw[by_role["year"].column], column=by_role["year"].column, role="year", where=where,
+                            allow_missing=True, year_range=year_range)
     if "subgroup" in by_role:
         frame["subgroup"] = to_id(raw[by_role["subgroup"].column])
     if "subgroup_type" in by_role:
         frame["subgroup_type"] = to_id(raw[by_role["subgroup_type"].column])
     if "join_year" in by_role:
-        join = to_year(raw[by_role["join_year"].column], column=by_role["join_year"].column, role="join year", where=where, allow_missing=True)
+        join = to_year(raw[by_role["join_year"].column], column=by_role["join_year"].column, role="join year",
+                       where=where, allow_missing=True, year_range=year_range)
         frame["join_year"] = join.where(join != 0, np.nan)
     if "treated" in by_role:
         frame["treated"] = to_indicator(raw[by_role["treated"].column], column=by_role["treated"].column, role="treated indicator", where=where)

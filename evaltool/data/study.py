@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from evaltool.data.coerce import to_id, to_year
+from evaltool.data.coerce import CoercionLog, check_finite, to_id, to_numeric, to_year
 from evaltool.data.io import read_source
 from evaltool.data.panel import ColumnSpec, SchoolPanel, build_panel, check_columns
+from evaltool.data.trusts import validate_trusts
 from evaltool.errors import DataError
 from evaltool.results import SampleReport
 
@@ -90,6 +91,7 @@ def load_study(config: Config) -> StudyData:
         path=panel_path,
         exclude_years=exclude,
         locate=lambda key: config.where(_key_loc(key)),
+        year_range=config.data.year_range,
     )
 
     study = StudyData(panel=panel, files=files)
@@ -101,7 +103,37 @@ def load_study(config: Config) -> StudyData:
         path = config.resolve(config.data.trusts.path)
         files["data.trusts"] = path
         study.trusts = read_source(config.data.trusts, path, "data.trusts")
+        # Checked now, so `validate` reports a bad trusts file and `run` stops before any analysis.
+        validate_trusts(study.trusts, id_column=trust_id_column(config, study.trusts), where=f"data.trusts '{path.name}'")
     return study
+
+
+def _check_pupil_numbers(frame: pd.DataFrame, config: Config, where: str) -> None:
+    """Outcomes of the pupils file become numbers (markers → missing); numeric covariates hold no inf or absurd values.
+
+    Changes ``frame`` in place (the caller's copy of the file).  Other text columns stay text: pupil
+    covariates may be categories.
+    """
+    cols = config.columns
+    log = CoercionLog()
+    for column in (c for c in cols.outcomes if c in frame.columns):
+        frame[column] = to_numeric(frame[column], column=column, role="outcome", where=where, log=log)
+        if frame[column].isna().all():
+            raise DataError(
+                f"Outcome column '{column}' in {where} has no values at all (every cell is empty or a missing-value "
+                "marker). Check that columns.outcomes names the right column and that the file holds its values."
+            )
+    used = [*cols.covariates, *(c for a in config.analyses for c in getattr(a, "pupil_covariates", ()))]
+    for column in dict.fromkeys(c for c in used if c in frame.columns):
+        values = frame[column]
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            check_finite(values, column=str(column), role="covariate", where=where)
+
+
+def trust_id_column(config: Config, trusts: pd.DataFrame) -> str:
+    """The trusts file's id column: the panel's trust column name if the file has it, else 'trust_id'."""
+    name = config.columns.trust
+    return name if name and name in trusts.columns else "trust_id"
 
 
 def _key_loc(key: str) -> tuple:
@@ -163,6 +195,7 @@ def _load_subgroups(config: Config, panel: SchoolPanel, files: dict[str, Path]) 
         exclude_years=list(config.data.exclude_years),
         keys=("school", "year", "subgroup"),
         locate=lambda key: config.where(_key_loc(key)),
+        year_range=config.data.year_range,
     )
     # School-level attributes come from the panel, so the two files cannot disagree.
     attributes = panel.schools()[[c for c in ("join_year", "trust", "local_authority") if c in panel.frame]]
@@ -196,8 +229,10 @@ def _load_pupils(config: Config, files: dict[str, Path]) -> tuple[pd.DataFrame, 
         lambda key: config.where(_key_loc(key)),
     )
     frame = raw.copy()
+    _check_pupil_numbers(frame, config, where)
     frame["school"] = to_id(raw[cols.school])
-    frame["year"] = to_year(raw[cols.year], column=cols.year, role="year", where=where, allow_missing=True)
+    frame["year"] = to_year(raw[cols.year], column=cols.year, role="year", where=where, allow_missing=True,
+                            year_range=config.data.year_range)
     if cols.school != "school":
         frame = frame.drop(columns=[cols.school])
     if cols.year != "year":

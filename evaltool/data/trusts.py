@@ -23,6 +23,7 @@ Atkinson et al. (2007), NFER, Appendix 6.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -115,6 +116,31 @@ def _answers(column: pd.Series, name: str, where: str) -> pd.Series:
     return pd.Series(np.where(yes, 1.0, np.where(no, 0.0, np.nan)), index=column.index)
 
 
+#: A trusts-file column header usable as a moderator name (the rule of ``meta_analysis.moderators``).
+HEADER = re.compile(r"^[A-Za-z][A-Za-z0-9_ ]{0,63}$")
+#: Names the meta-analysis gives its own columns when it joins the trust attributes to the per-trust estimates.
+RESERVED_HEADERS: Final[frozenset[str]] = frozenset({"study", "estimate", "std_error"})
+
+
+def _check_headers(raw: pd.DataFrame, id_column: str, where: str) -> None:
+    """Every header other than the id is a moderator name: a plain word, not code, a path or a reserved name."""
+    headers = [str(c) for c in raw.columns if str(c) != id_column]
+    bad = [h for h in headers if not HEADER.match(h)]
+    if bad:
+        raise DataError(
+            f"{where}: column header{'s' if len(bad) != 1 else ''} {_examples(bad, 3)} cannot be used as "
+            "moderator names; a header must start with a letter and hold only letters, digits, '_' and spaces "
+            "(at most 64 characters), e.g. collaboration_type. Rename those columns in the file."
+        )
+    reserved = sorted(RESERVED_HEADERS.intersection(headers))
+    if reserved:
+        raise DataError(
+            f"{where}: column header{'s' if len(reserved) != 1 else ''} {_examples(reserved)} "
+            f"{'are' if len(reserved) != 1 else 'is'} reserved for the per-trust estimates; rename "
+            f"{'them' if len(reserved) != 1 else 'it'} in the file (e.g. '{reserved[0]}_value')."
+        )
+
+
 def validate_trusts(raw: pd.DataFrame, *, id_column: str = "trust_id", where: str = "data.trusts") -> TrustAttributes:
     """Check the trusts table and compute the depth scores.
 
@@ -124,6 +150,7 @@ def validate_trusts(raw: pd.DataFrame, *, id_column: str = "trust_id", where: st
         Missing id column, blank or duplicated ids, non-yes/no checklist
         answers, non-numeric ``n_schools``/``start_year``.
     """
+    _check_headers(raw, id_column, where)
     if id_column not in raw.columns:
         raise DataError(
             f"{where} has no column '{id_column}' (the trust id); columns are {list(raw.columns)}. "
@@ -146,6 +173,7 @@ def validate_trusts(raw: pd.DataFrame, *, id_column: str = "trust_id", where: st
         if name in frame.columns:
             values = pd.to_numeric(frame[name], errors="coerce")
             bad = values.isna() & frame[name].notna()
+            bad |= values.notna() & ~np.isfinite(values.to_numpy(dtype=float))
             if name == "n_schools":
                 bad |= values.notna() & ((values < 1) | (values % 1 != 0))
             if bad.any():

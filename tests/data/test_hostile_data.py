@@ -44,7 +44,7 @@ def test_non_finite_and_absurd_values_are_refused_with_column_and_row(tmp_path, 
 def test_a_join_year_of_2200_is_refused_with_its_rows(tmp_path):
     frame = make_panel()
     frame.loc[frame["urn"] == frame["urn"].iloc[0], "join_year"] = 2200
-    assert_data_error(validate(tmp_path, frame), "'join_year'", "outside 1900–2100", "rows 1, 2, 3", "2200")
+    assert_data_error(validate(tmp_path, frame), "'join_year'", "outside 1990–2100 (data.year_range)", "rows 1, 2, 3", "2200")
 
 
 def test_an_entirely_missing_outcome_is_flagged_by_validate_and_run_writes_nothing(tmp_path):
