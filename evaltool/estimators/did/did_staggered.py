@@ -62,7 +62,9 @@ class DidStaggeredOptions(AnalysisBase):
     anticipation: int = Field(default=0, ge=0, le=5)
     """Years before joining in which schools may already change; the base year is before them."""
     covariates: list[str] = Field(default_factory=list)
-    """Covariates (from columns.covariates) for conditional parallel trends; base-year values are used."""
+    """Covariates (from columns.covariates) for conditional parallel trends; values from covariate_year."""
+    covariate_year: Literal["before_base", "base"] = "before_base"
+    """Covariates from the year before each cell's base year ('before_base') or from the base year ('base', R did)."""
     est_method: Literal["dr", "ipw", "reg"] = "dr"
     """Covariate adjustment: 'dr' (doubly robust), 'ipw' (inverse probability weighting) or 'reg' (outcome regression)."""
     base_period: Literal["varying", "universal"] = "varying"
@@ -147,6 +149,7 @@ def _fit(
         anticipation=options.anticipation,
         covariates=tuple(options.covariates),
         est_method=options.est_method,
+        covariate_year=options.covariate_year,
         base_period=options.base_period,
         unbalanced=options.unbalanced,
         cluster=labels,
@@ -204,6 +207,7 @@ def _fit(
             anticipation=options.anticipation,
             covariates=tuple(options.covariates),
             est_method=options.est_method,
+            covariate_year=options.covariate_year,
             cluster=labels,  # resolved from the whole panel, not the placebo's pre-joining years
             stage=f"{options.name} (placebo)",
         )
@@ -424,6 +428,8 @@ def run(context: AnalysisContext) -> AnalysisResult:
     estimates, diagnostics, sample, warnings = fit_did_staggered(
         frame, context.outcome, options=spec, rng=context.rng, clusters=clusters
     )
+    # The first aggregation's overall ATT is the headline; its counts are schools.
+    diagnostics.update(headline_term=estimates[0].term, count_unit="schools")
     return result_for(context, estimates, diagnostics, sample, warnings)
 
 

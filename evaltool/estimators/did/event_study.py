@@ -229,6 +229,8 @@ def run(context: AnalysisContext) -> AnalysisResult:
     clusters = resolve_clusters(spec.inference.levels, frame, config=context.config)
     estimates, diagnostics, sample, warnings = fit_event_study(frame, context.outcome, options=spec, rng=context.rng,
                                                                clusters=clusters)
+    # The report headlines the average post-joining coefficient; its counts are schools.
+    diagnostics.update(headline_term=estimates[0].term, count_unit="schools")
     return result_for(context, estimates, diagnostics, sample, warnings)
 
 

@@ -22,12 +22,14 @@ from evaltool.estimators.did import twoperiod
 from evaltool.estimators.did.blocks import CellPlan, CohortBlocks, unconditional_blocks
 from evaltool.estimators.did.panel_arrays import NEVER, PanelArrays, balance, panel_arrays
 from evaltool.estimators.inference import ClusterLabels
+from evaltool.estimators.rank import check_rank
 from evaltool.results import SampleReport
 
 ControlGroup = Literal["never_joined", "not_yet_joined"]
 EstMethod = Literal["dr", "ipw", "reg"]
 BasePeriod = Literal["varying", "universal"]
 Unbalanced = Literal["balance", "available_pairs"]
+CovariateYear = Literal["before_base", "base"]
 
 
 @dataclass(frozen=True)
@@ -240,6 +242,7 @@ def att_gt(
     est_method: EstMethod = "dr",
     base_period: BasePeriod = "varying",
     unbalanced: Unbalanced = "balance",
+    covariate_year: CovariateYear = "before_base",
     cluster: str | ClusterLabels = "school",
     stage: str = "did_staggered",
     warn_few_clusters: bool = True,
@@ -259,7 +262,7 @@ def att_gt(
         Years before joining in which schools may already react; the base
         period of cohort ``g`` is the last year before ``g − anticipation``.
     covariates
-        Covariates for conditional parallel trends (their base-year values are used).
+        Covariates for conditional parallel trends, taken from the year given by ``covariate_year``.
     est_method
         ``"dr"`` (doubly robust), ``"ipw"`` or ``"reg"`` (outcome regression).
         Without covariates all give the unconditional estimator.
@@ -270,6 +273,10 @@ def att_gt(
         ``"balance"``: keep only schools with the outcome (and covariates) in
         every year, reporting the others (R ``did``'s default);
         ``"available_pairs"``: each cell uses the schools observed in both of its years.
+    covariate_year
+        Year of the covariates of each cell: ``"before_base"`` (default), the panel year before the cell's
+        base year (the base year itself when the panel has no earlier year), or ``"base"``, the base year
+        (R ``did``; ``DRDID`` is given the base-period rows).  See Notes.
     cluster
         Clustering level of the influence functions: ``school``, ``trust`` or ``local_authority`` (resolved
         from ``frame``), or labels resolved beforehand (see :func:`.panel_arrays.panel_arrays`).
@@ -305,6 +312,16 @@ def att_gt(
     the influence functions are kept in cohort-block form (:mod:`.blocks`; ``result.blocks``); without
     covariates but with missing years all cells of a cohort are computed at once (schools × cells
     matrices); with covariates the loop runs over cells, each vectorised over schools.
+
+    Covariates before the base year.  School-year covariates such as the cohort's mean KS2 or FSM share
+    describe the same pupils as the base-year outcome, so their sampling noise moves :math:`Y_b` too:
+    :math:`\Delta Y` regresses to the mean given :math:`X_b`, differently for joiners and comparisons
+    when joiners are selected on those characteristics, and conditional parallel trends given
+    :math:`X_b` fail even when unconditional ones hold (Daw & Hatfield 2018, *Health Services Research*
+    53(6), on matching in DiD).  Values from the year before the base year do not share that noise.  On
+    ``evaltool simulate`` data (400 schools, KS2 and FSM, DR) the base-year choice is biased by about
+    −0.1 point per cell; ``before_base`` removes it (``tests/estimators/did/test_staggered_covariate_year.py``).
+    With time-invariant covariates both choices give identical estimates.
     """
     sample = SampleReport()
     warnings: list[str] = []
@@ -314,6 +331,10 @@ def att_gt(
     if control_group not in ("never_joined", "not_yet_joined"):
         raise EstimationError(
             f"control_group must be 'never_joined' or 'not_yet_joined'; got {control_group!r}.", user_error=True
+        )
+    if covariate_year not in ("before_base", "base"):
+        raise EstimationError(
+            f"covariate_year must be 'before_base' or 'base'; got {covariate_year!r}.", user_error=True
         )
     arrays = frame if isinstance(frame, PanelArrays) else panel_arrays(frame, outcome, covariates=covariates, cluster=cluster)
     sample.n_rows_in = int((~np.isnan(arrays.y)).sum())
@@ -351,7 +372,9 @@ def att_gt(
         blocks, att, n1, n0 = _block_cells(arrays, specs, cohorts, shares, control_group, anticipation)
     else:
         estimator = twoperiod.ESTIMATORS[est_method] if covariates else None
-        dense, att, n1, n0, std_error = _dense_cells(arrays, observed, specs, estimator, control_group, anticipation)
+        dense, att, n1, n0, std_error = _dense_cells(
+            arrays, observed, specs, estimator, control_group, anticipation, covariate_year
+        )
     years = np.concatenate([s[1] for s in specs]).astype(int)
     cohort_of_cell = np.concatenate([np.full(len(s[1]), s[0]) for s in specs])
     cells = pd.DataFrame(
@@ -383,6 +406,8 @@ def att_gt(
             "anticipation": int(anticipation),
             "covariates": list(covariates),
             "est_method": est_method if covariates else "unconditional",
+            "covariate_year": covariate_year if covariates else None,
+            "cells_covariates_at_base": _cells_covariates_at_base(specs, att) if covariates and covariate_year == "before_base" else 0,
             "base_period": base_period,
             "unbalanced": unbalanced,
             "cluster": arrays.cluster_note,
@@ -410,7 +435,13 @@ def _block_cells(
 
 
 def _dense_cells(
-    arrays: PanelArrays, observed: np.ndarray, specs: list, estimator, control_group: str, anticipation: int
+    arrays: PanelArrays,
+    observed: np.ndarray,
+    specs: list,
+    estimator,
+    control_group: str,
+    anticipation: int,
+    covariate_year: CovariateYear = "before_base",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Cells with covariates or missing years: influence as a schools × cells matrix.
 
@@ -420,6 +451,7 @@ def _dense_cells(
     n = arrays.n_units
     blocks: list[tuple[np.ndarray | slice, np.ndarray]] = []  # (schools, their influence in the cohort's cells)
     atts, n1s, n0s = [], [], []
+    covariate_seen = ~np.isnan(arrays.x).any(axis=2) if estimator is not None else None
     block_cohorts, cohort_code = arrays.cohort_index
     for g, years, bases, jt, jb in specs:
         if estimator is None:
@@ -433,6 +465,9 @@ def _dense_cells(
             units = slice(None)
         unit_cohort, unit_observed, unit_y = cohort[units], observed[units], arrays.y[units]
         both = unit_observed[:, jt] & unit_observed[:, jb]
+        jx = _covariate_periods(jb, covariate_year)
+        if estimator is not None:
+            both &= covariate_seen[units][:, jx]
         treat = (unit_cohort == g)[:, None] & both
         ctrl = is_control(unit_cohort[:, None], g, years[None, :], bases[None, :], control_group, anticipation) & both
         n1, n0 = treat.sum(axis=0), ctrl.sum(axis=0)
@@ -454,7 +489,9 @@ def _dense_cells(
             for k in np.flatnonzero(estimable):
                 cell = treat[:, k] | ctrl[:, k]
                 dy = arrays.y[cell, jt[k]] - arrays.y[cell, jb[k]]
-                x = np.column_stack([np.ones(cell.sum()), arrays.x[cell, jb[k], :]])
+                x = np.column_stack([np.ones(cell.sum()), arrays.x[cell, jx[k], :]])
+                _check_cell_rank(x, treat[cell, k], estimator, arrays.covariates,
+                                 (g, years[k], bases[k], arrays.periods[jx[k]]))
                 att[k], inf_k = estimator(dy, treat[cell, k], x)
                 block[cell, k] = inf_k * (n / (n1[k] + n0[k]))
         atts.append(att)
@@ -474,6 +511,53 @@ def _dense_cells(
         sums = cluster_sum(influence, arrays.clusters, arrays.n_clusters)
         std_error = np.sqrt((sums**2).sum(axis=0)) / n
     return influence, *(np.concatenate(parts or [[]]) for parts in (atts, n1s, n0s)), std_error
+
+
+def _cells_covariates_at_base(specs: list, att: np.ndarray) -> int:
+    """Estimated cells (base year ≠ year) whose base year is the panel's first, so covariates fall back to it."""
+    jt, jb = (np.concatenate([spec[i] for spec in specs] or [[]]) for i in (3, 4))
+    return int(np.sum((jb == 0) & (jt != jb) & np.isfinite(att)))
+
+
+def _covariate_periods(jb: np.ndarray, covariate_year: CovariateYear) -> np.ndarray:
+    """Period index of each cell's covariates: the base year's, or the panel year before it where there is one."""
+    if covariate_year == "base":
+        return jb
+    return np.where(jb > 0, jb - 1, jb)
+
+
+def _check_cell_rank(x: np.ndarray, treat: np.ndarray, estimator, covariates, where: tuple) -> None:
+    """Raise a message naming the cell and the covariates when a cell's regression or logit design is singular.
+
+    The outcome regression (``reg``, ``dr``) is fitted among the cell's comparison schools, the propensity
+    logit (``ipw``, ``dr``) on all its schools; a covariate constant among the comparisons of one cell (all
+    years stacked may vary) makes the first singular but not the second.
+    """
+    g, year, base, covariate_year = (int(v) for v in where)
+    names = ["(Intercept)", *covariates]
+    cell = f"cohort {g}, year {year} (base year {base}, covariates from {covariate_year})"
+    if estimator is not twoperiod.ipw:
+        among = check_rank(x[~treat], names)
+        if not among.full:
+            offending = among.describe()
+            fix = ("use est_method: ipw (no regression among the comparison schools)"
+                   if check_rank(x, names).full else "")
+            raise EstimationError(
+                f"Group-time cell {cell}: the outcome regression among its {int((~treat).sum())} comparison schools "
+                f"has a singular design (rank {among.rank} < {among.n_columns}): {offending}. Drop "
+                f"{', '.join(c for c in among.collinear if c != '(Intercept)') or 'a covariate'} from covariates"
+                + (f", or {fix}." if fix else "."),
+                user_error=True,
+            )
+    if estimator is not twoperiod.regression:
+        whole = check_rank(x, names)
+        if not whole.full:
+            raise EstimationError(
+                f"Group-time cell {cell}: the propensity logit on its {len(x)} schools has a singular design "
+                f"(rank {whole.rank} < {whole.n_columns}): {whole.describe()}. Drop "
+                f"{', '.join(c for c in whole.collinear if c != '(Intercept)') or 'a covariate'} from covariates.",
+                user_error=True,
+            )
 
 
 def _drop_unusable_cohorts(

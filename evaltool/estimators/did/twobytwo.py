@@ -365,6 +365,8 @@ def run(context: AnalysisContext) -> AnalysisResult:
         inference=spec.inference,
         rng=context.rng,
     )
+    # What the report headlines and what its counts count (n_treated / n_control are schools).
+    diagnostics.update(headline_term=estimate.term, count_unit="schools")
     return result_for(context, [estimate], diagnostics, sample, warnings)
 
 

@@ -44,7 +44,7 @@ from evaltool.estimators.psm.method import (
     prepare_units,
     school_labels,
 )
-from evaltool.estimators.psm.propensity import _separation_error, check_covariates, design_matrix
+from evaltool.estimators.psm.propensity import check_covariates, design_matrix, fit_logit
 from evaltool.estimators.registry import Method, register
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
@@ -93,12 +93,16 @@ def ipw_att(
     fit, ATT weights (1 for treated, normalised odds for comparison units), propensity scores
     """
     t = treat.astype(float)
-    with np.errstate(all="ignore"):
-        model = sm.Logit(t, X).fit(method="newton", disp=0, maxiter=100)
+    names = names or ["(Intercept)", *[f"x{i}" for i in range(1, X.shape[1])]]
+    model = fit_logit(X, treat, names)  # rank, separation and non-convergence each raise or report
+    if not model.converged:
+        raise EstimationError(
+            f"IPW cannot weight with this propensity model: {model.problem} (IPW weights and their standard "
+            "error need the logit's maximum.)",
+            user_error=True,
+        )
     beta = model.params
     linear = X @ beta
-    if not np.all(np.isfinite(linear)) or (np.all(linear[treat] > 15) and np.all(linear[~treat] < -15)):
-        raise _separation_error(names or ["(Intercept)", *[f"x{i}" for i in range(1, X.shape[1])]])
     p = expit(linear)
     odds = np.exp(linear)
     mu1 = float(np.mean(y[treat]))
@@ -156,8 +160,7 @@ def fit_ipw(
         X = pd.concat([X, pd.get_dummies(units["cohort"].astype(str), prefix="cohort_", drop_first=True, dtype=float)], axis=1)
     exog = sm.add_constant(X.to_numpy(dtype=float), has_constant="add")
     if common_support_rule != "none":
-        with np.errstate(all="ignore"):
-            first = expit(exog @ sm.Logit(treat.astype(float), exog).fit(method="newton", disp=0).params)
+        first = fit_logit(exog, treat, ["(Intercept)", *map(str, X.columns)]).score
         keep = common_support(first, treat, common_support_rule)  # type: ignore[arg-type]
         for is_t, label in ((True, "treated schools"), (False, "comparison school-cohort units")):
             hit = ~keep & (treat == is_t)
@@ -205,8 +208,10 @@ def fit_ipw(
                    "effective_comparison_sample_size": ess,
                    "max_comparison_weight_share": float(control_w.max() / control_w.sum())},
         "inference": record.to_dict(),
-        # Converged: the logit's score equations X'(t - p) = 0 hold at the fitted scores (the report reads it).
-        "convergence": {"converged": bool(np.max(np.abs(exog.T @ (treat - score))) < 1e-6 * len(treat)),
+        # Converged (the report reads it): the logit's score equations X'(t - p) = 0 hold, and no score is at 0
+        # or 1, where a logit diverging under quasi-separation ends (its score equations hold in the limit too).
+        "convergence": {"converged": bool(np.max(np.abs(exog.T @ (treat - score))) < 1e-6 * len(treat)
+                                          and np.all((score > 1e-11) & (score < 1 - 1e-11))),
                         "model": "propensity model (logistic)"},
         "headline_term": estimate.term,
         "count_unit": "schools",

@@ -217,7 +217,7 @@ def fit_psm(
         X = pd.concat([X, pd.get_dummies(units["cohort"].astype(str), prefix="cohort_", drop_first=True, dtype=float)], axis=1)
     model = fit_propensity(X, treat, kind=propensity_model, rng=rng)
     if not model.converged:
-        warnings.append("The propensity model did not converge; check for near-separation among the covariates.")
+        warnings.append(model.problem or "The propensity model did not converge; check for near-separation among the covariates.")
     score = {"logit": model.logit, "propensity": model.score}.get(distance, model.logit)
     width = _caliper_width(caliper, score)
     keep = common_support(model.score, treat, common_support_rule)  # type: ignore[arg-type]

@@ -18,8 +18,10 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 from scipy.special import expit
+from statsmodels.tools.sm_exceptions import PerfectSeparationError, PerfectSeparationWarning
 
 from evaltool.errors import EstimationError
+from evaltool.estimators.rank import check_rank
 
 PropensityKind = Literal["logistic", "gradient_boosting"]
 #: Probabilities are clipped to [EPS, 1 − EPS] before taking logits.
@@ -42,6 +44,8 @@ class PropensityModel:
         For logistic regression: term, estimate, std_error, z, p_value; else ``None``.
     converged
         Whether the optimiser converged.
+    problem
+        Why the fit is doubtful (e.g. the logit did not converge in its iterations), else ``None``.
     """
 
     kind: str
@@ -49,6 +53,7 @@ class PropensityModel:
     logit: np.ndarray
     coefficients: pd.DataFrame | None
     converged: bool
+    problem: str | None = None
 
 
 def design_matrix(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -118,39 +123,113 @@ def fit_propensity(
 def _fit_logistic(X: pd.DataFrame, treat: np.ndarray) -> PropensityModel:
     exog = sm.add_constant(X.to_numpy(dtype=float), has_constant="add")
     names = ["(Intercept)", *map(str, X.columns)]
-    rank = np.linalg.matrix_rank(exog)
-    if rank < exog.shape[1]:
-        raise EstimationError(
-            f"The propensity model's covariates are collinear (rank {rank} < {exog.shape[1]} terms: {', '.join(names)}). "
-            "Remove a covariate that is a combination of others (e.g. a set of shares that sum to 100).",
-            user_error=True,
-        )
+    fit = fit_logit(exog, treat, names)
+    score = np.clip(fit.score, EPS, 1 - EPS)
+    coef = pd.DataFrame(
+        {"term": names, "estimate": fit.params, "std_error": fit.bse, "z": fit.tvalues, "p_value": fit.pvalues}
+    )
+    return PropensityModel("logistic", score, np.log(score / (1 - score)), coef, fit.converged, fit.problem)
+
+
+#: Newton iterations of the propensity logit.
+MAX_ITER = 100
+#: A linear predictor beyond ±LINEAR_BOUND puts a unit's fitted probability within 3e-7 of 0 or 1 (with no convergence: diverging).
+LINEAR_BOUND = 15.0
+
+
+@dataclass(frozen=True)
+class LogitFit:
+    """An unpenalised logit fitted by :func:`fit_logit`.
+
+    Attributes
+    ----------
+    params, bse, tvalues, pvalues
+        Coefficients, standard errors, z statistics and p-values (in the order of the design's columns).
+    score
+        Fitted probabilities.
+    converged, iterations
+        Whether Newton–Raphson converged, and in how many iterations.
+    problem
+        Why the fit is doubtful (non-convergence), else ``None``.
+    """
+
+    params: np.ndarray
+    bse: np.ndarray
+    tvalues: np.ndarray
+    pvalues: np.ndarray
+    score: np.ndarray
+    converged: bool
+    iterations: int
+    problem: str | None = None
+
+
+def fit_logit(exog: np.ndarray, treat: np.ndarray, names: list[str], *, option: str = "covariates") -> LogitFit:
+    """Maximum-likelihood logit of ``treat`` on ``exog`` (with its constant) with every failure named.
+
+    Raises
+    ------
+    EstimationError
+        A singular design (the collinear covariates named), complete separation (the covariates that
+        separate on their own named), quasi-complete separation (the number of schools predicted exactly
+        and the covariates that separate them), or a singular information matrix.
+
+    Notes
+    -----
+    Non-convergence within :data:`MAX_ITER` Newton iterations without separation is not an error here:
+    the fit is returned with ``converged=False`` and a ``problem`` message, for the caller to decide.
+    """
+    treat = np.asarray(treat, dtype=bool)
+    X = pd.DataFrame(exog[:, 1:], columns=names[1:])
+    check_design_rank(exog, names, option)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            fit = sm.Logit(treat.astype(float), exog).fit(method="newton", disp=0, maxiter=100)
+            fit = sm.Logit(treat.astype(float), exog).fit(method="newton", disp=0, maxiter=MAX_ITER)
+        except PerfectSeparationError as exc:
+            raise _separation_error(names, X, treat) from exc
         except np.linalg.LinAlgError as exc:
             raise EstimationError(
                 "The propensity model's information matrix is singular although the covariates are not exactly "
                 f"collinear ({', '.join(names[1:])}): some are nearly combinations of others, or nearly constant "
-                "among the treated or comparison schools. Remove or combine those covariates.",
+                f"among the treated or comparison schools. Remove or combine those covariates in {option}.",
                 user_error=True,
             ) from exc
-        except Exception as exc:  # statsmodels' PerfectSeparationError and other fitting failures
-            if "separation" in str(exc).lower():
-                raise _separation_error(names, X, treat) from exc
-            raise EstimationError(f"The propensity model could not be fitted ({type(exc).__name__}: {exc}).") from exc
-    kinds = {type(w.message).__name__ for w in caught}
     linear = exog @ fit.params
-    separated = np.all(linear[treat] > 15) and np.all(linear[~treat] < -15)
-    if separated or not np.all(np.isfinite(linear)) or "PerfectSeparationWarning" in kinds:
+    if not np.all(np.isfinite(linear)) or (np.all(linear[treat] > 15) and np.all(linear[~treat] < -15)):
         raise _separation_error(names, X, treat)
-    score = np.clip(expit(linear), EPS, 1 - EPS)
-    coef = pd.DataFrame(
-        {"term": names, "estimate": fit.params, "std_error": fit.bse, "z": fit.tvalues, "p_value": fit.pvalues}
-    )
+    extreme = np.abs(linear) > LINEAR_BOUND
+    flagged = any(issubclass(w.category, PerfectSeparationWarning) for w in caught)
     converged = bool(fit.mle_retvals.get("converged", True))
-    return PropensityModel("logistic", score, np.log(score / (1 - score)), coef, converged)
+    touching = separating_covariates(X, treat, strict=False) if extreme.any() else []
+    if touching and (flagged or not converged):
+        raise _quasi_separation_error(touching, X, treat, extreme)
+    iterations = int(fit.mle_retvals.get("iterations", MAX_ITER))
+    problem = None if converged else (
+        f"The propensity logit did not converge in {iterations} Newton iterations (covariates "
+        f"{', '.join(names[1:])})"
+        + (f"; {int(extreme.sum())} schools' scores reach 0 or 1, so a combination of the covariates nearly "
+           "separates the groups" if extreme.any() else "")
+        + f". Its scores may be inaccurate: centre and scale the covariates, or remove weakly identified ones "
+        f"from {option}."
+    )
+    return LogitFit(np.asarray(fit.params), np.asarray(fit.bse), np.asarray(fit.tvalues), np.asarray(fit.pvalues),
+                    expit(linear), converged, iterations, problem)
+
+
+def check_design_rank(exog: np.ndarray, names: list[str], option: str = "covariates") -> None:
+    """Raise a message naming the collinear covariates when the propensity design is rank deficient."""
+    check = check_rank(exog, names)
+    if check.full:
+        return
+    dummies = [c for c in check.collinear if c.startswith("cohort_")]
+    covs = [c for c in check.collinear if c != "(Intercept)" and c not in dummies]
+    raise EstimationError(
+        f"The propensity model's design is singular (rank {check.rank} < {check.n_columns} terms): {check.describe()}. "
+        + (f"Remove {' or '.join(covs)} from {option} (of covariates that are combinations of each other, e.g. "
+           "shares that sum to 100, keep all but one)." if covs else "")
+        + (" The cohort indicators are involved: a covariate is constant within cohorts." if dummies else ""),
+        user_error=True,
+    )
 
 
 def _separation_error(names: list[str], X: pd.DataFrame, treat: np.ndarray) -> EstimationError:
@@ -165,13 +244,33 @@ def _separation_error(names: list[str], X: pd.DataFrame, treat: np.ndarray) -> E
     )
 
 
-def separating_covariates(X: pd.DataFrame, treat: np.ndarray) -> list[str]:
-    """Covariates whose treated and comparison ranges do not overlap (each alone separates the groups)."""
+def _quasi_separation_error(touching: list[str], X: pd.DataFrame, treat: np.ndarray, extreme: np.ndarray) -> EstimationError:
+    """Quasi-complete separation: a covariate predicts some schools' joining exactly (their scores reach 0 or 1)."""
+    n_t, n_c = int((extreme & treat).sum()), int((extreme & ~treat).sum())
+    return EstimationError(
+        f"Quasi-complete separation in the propensity model: the covariate(s) {', '.join(touching)} (the treated "
+        f"range only touches the comparison range) predict(s) joining exactly for {n_t} treated and {n_c} "
+        "comparison school(s), whose scores reach 0 or 1 while the coefficients diverge. Remove or coarsen "
+        f"{', '.join(touching)} (e.g. merge a category that holds only one group), or restrict the sample to "
+        "where the groups overlap.",
+        user_error=True,
+    )
+
+
+def separating_covariates(X: pd.DataFrame, treat: np.ndarray, *, strict: bool = True) -> list[str]:
+    """Covariates whose treated and comparison ranges do not overlap (each alone separates the groups).
+
+    With ``strict=False`` also those whose ranges only touch (quasi-complete separation, e.g. a category
+    held by one group only).
+    """
     values = X.to_numpy(dtype=float)
     t, c = values[treat], values[~treat]
     if not len(t) or not len(c):
         return []
-    apart = (np.nanmax(t, axis=0) < np.nanmin(c, axis=0)) | (np.nanmin(t, axis=0) > np.nanmax(c, axis=0))
+    if strict:
+        apart = (np.nanmax(t, axis=0) < np.nanmin(c, axis=0)) | (np.nanmin(t, axis=0) > np.nanmax(c, axis=0))
+    else:
+        apart = (np.nanmax(t, axis=0) <= np.nanmin(c, axis=0)) | (np.nanmin(t, axis=0) >= np.nanmax(c, axis=0))
     return [str(name) for name, flag in zip(X.columns, apart, strict=True) if flag]
 
 
