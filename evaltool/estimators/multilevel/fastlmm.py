@@ -296,8 +296,9 @@ class FastLMMResult:
         return (float(self.re_cov.iloc[0, 0]) + sum(self.higher_levels.values())) / self.total_variance
 
     def conf_int(self, level: float = 0.95) -> pd.DataFrame:
-        """Wald intervals for the fixed effects (normal quantiles, as MixedLM)."""
-        z = stats.norm.ppf(0.5 + level / 2)
+        """Wald intervals for the fixed effects: normal quantiles (as MixedLM), t(G − 1) when cluster-robust."""
+        reference = stats.norm if self.cluster_count is None else stats.t(self.cluster_count - 1)
+        z = reference.ppf(0.5 + level / 2)
         return pd.DataFrame({"lower": self.params - z * self.bse, "upper": self.params + z * self.bse})
 
     def summary_frame(self, level: float = 0.95) -> pd.DataFrame:
@@ -309,7 +310,8 @@ class FastLMMResult:
                 "estimate": self.params,
                 "std_error": self.bse,
                 "z": z,
-                "p_value": 2 * stats.norm.sf(np.abs(z)),
+                "p_value": 2 * (stats.norm.sf(np.abs(z)) if self.cluster_count is None
+                                else stats.t.sf(np.abs(z), self.cluster_count - 1)),
                 "ci_lower": ci["lower"],
                 "ci_upper": ci["upper"],
             }

@@ -3,8 +3,14 @@
 The treatment indicator is 1 for a pupil (or school-year) whose school had joined the
 trust/federation by that year (``join_year ≤ year``).  The effect is the coefficient of
 ``treated`` in a linear mixed model with random school intercepts (and optional random
-slopes, and an optional trust level); it is a conditional, model-based contrast whose
-causal reading rests on the covariates removing selection (schools that join differ).
+slopes, and an optional trust level); its causal reading rests on the covariates removing
+selection (schools that join differ).  By default (``estimand: att``) the covariates also
+enter as treated × covariate interactions centred at the treated rows' means, so the
+coefficient is the treated pupils' average effect when effects vary with the covariates;
+school covariates are measured before any school joined (``school_covariates_at: baseline``)
+and, on pupils, one exam year (the latest) is analysed unless ``years:`` says otherwise.
+A Monte Carlo on simulated data (``benchmarks/mc_multilevel_att.py``) measured the bias of
+the plain coefficient with exam-year covariates that these defaults remove.
 With a ``heterogeneity`` block, treatment × subgroup interactions give subgroup effects.
 """
 
@@ -58,7 +64,14 @@ class MultilevelOptions(AnalysisBase):
     engine: Literal["auto", "fast", "statsmodels"] = "auto"
     """'auto'/'fast': the exact engine (two levels, or three with random intercepts); 'statsmodels': MixedLM."""
     years: list[Year] = Field(default_factory=list)
-    """Years to use (default: all years of the data)."""
+    """Years to use (default: data: pupils, the latest exam year of the pupil file; data: panel, all years)."""
+    estimand: Literal["att", "conditional"] = "att"
+    """'att' (default): treated × covariate interactions centred at the treated pupils' means, so the treated
+    coefficient is the treated pupils' average effect when effects vary with the covariates; 'conditional': the
+    plain treated coefficient (a variance-weighted average of effects)."""
+    school_covariates_at: Literal["baseline", "exam_year"] = "baseline"
+    """data: pupils: school covariates as the school's mean over the panel years before the first school joined
+    (default; pre-treatment, like the reasons schools joined), or 'exam_year' (matched on school and year)."""
     ci_level: float = Field(default=0.95, gt=0.5, lt=1.0)
     """Confidence level of the intervals."""
 
@@ -108,10 +121,10 @@ def pupil_frame(context: AnalysisContext, spec: MultilevelOptions) -> tuple[pd.D
         )
     sample = SampleReport(n_rows_in=len(pupils))
     frame = pupils[["school", "year", *dict.fromkeys(needed)]].copy()
-    if spec.years:
-        keep = frame["year"].isin(spec.years)
-        sample.exclude("year not in years", int((~keep).sum()), unit="pupils", stage=spec.name)
-        frame = frame.loc[keep]
+    keep = frame["year"].isin(spec.years or [int(frame["year"].max())]) if len(frame) else frame["year"].notna()
+    reason = "year not in years" if spec.years else "not the latest exam year (years: not set)"
+    sample.exclude(reason, int((~keep).sum()), unit="pupils", stage=spec.name)
+    frame = frame.loc[keep]
     schools = context.panel.schools()
     known = frame["school"].isin(schools.index)
     sample.exclude("school not in the school panel", int((~known).sum()), int(frame.loc[~known, "school"].nunique()),
@@ -122,7 +135,10 @@ def pupil_frame(context: AnalysisContext, spec: MultilevelOptions) -> tuple[pd.D
     if spec.trust_intercept:
         trust = frame["school"].map(schools["trust"]).astype("string")
         frame["trust_or_school"] = trust.fillna("__school__" + frame["school"].astype(str))
-    if spec.school_covariates:
+    if spec.school_covariates and spec.school_covariates_at == "baseline":
+        frame = frame.merge(baseline_covariates(context.panel.frame, spec), left_on="school", right_index=True,
+                            how="left", validate="many_to_one")
+    elif spec.school_covariates:
         covs = context.panel.frame[["school", "year", *spec.school_covariates]]
         frame = frame.merge(covs, on=["school", "year"], how="left", validate="many_to_one")
     for column in [outcome, *spec.pupil_covariates, *spec.school_covariates, *by]:
@@ -131,6 +147,22 @@ def pupil_frame(context: AnalysisContext, spec: MultilevelOptions) -> tuple[pd.D
                        stage=spec.name, attrition=True)
         frame = frame.loc[~miss]
     return frame.reset_index(drop=True), sample
+
+
+def baseline_years(panel: pd.DataFrame) -> list[int]:
+    """Panel years before the first join year after the panel's first year (no school treated yet, except those
+    that joined at or before the start, which are treated in every year); all years if none joins later."""
+    years = panel["year"].dropna().astype(int)
+    joins = panel["join_year"].dropna().astype(float)
+    joins = joins[joins > years.min()]
+    first = int(joins.min()) if len(joins) else int(years.max()) + 1
+    return sorted(set(years[years < first]))
+
+
+def baseline_covariates(panel: pd.DataFrame, spec: MultilevelOptions) -> pd.DataFrame:
+    """Each school's mean school covariates over :func:`baseline_years` (index: school)."""
+    rows = panel.loc[panel["year"].isin(baseline_years(panel)), ["school", *spec.school_covariates]]
+    return rows.groupby("school")[spec.school_covariates].mean()
 
 
 def panel_frame(context: AnalysisContext, spec: MultilevelOptions) -> tuple[pd.DataFrame, SampleReport]:
@@ -159,7 +191,8 @@ def panel_frame(context: AnalysisContext, spec: MultilevelOptions) -> tuple[pd.D
 def fit_multilevel(frame: pd.DataFrame, outcome: str, spec: MultilevelOptions) -> FastLMMResult:
     """The main model: ``outcome ~ treated + covariates (+ year effects for panels) + random effects``."""
     where = f"analysis '{spec.name}'"
-    X = pd.concat([frame[[TREATED]], design(frame, spec.pupil_covariates + spec.school_covariates, where)], axis=1)
+    covariates = design(frame, spec.pupil_covariates + spec.school_covariates, where)
+    X = pd.concat([frame[[TREATED]], covariates, att_interactions(frame[TREATED], covariates, spec)], axis=1)
     slopes = list(spec.random_slopes)
     if spec.data == "panel":
         years = pd.get_dummies(frame["year"], prefix="year", drop_first=True, dtype=float)
@@ -167,6 +200,23 @@ def fit_multilevel(frame: pd.DataFrame, outcome: str, spec: MultilevelOptions) -
         slopes = ["year_c" if s == "year" else s for s in slopes]
     return fit_mixed(frame, outcome, X, random_slopes=slopes, reml=spec.reml, engine=spec.engine,
                      trust=spec.trust_intercept)
+
+
+def att_interactions(treated: pd.Series, covariates: pd.DataFrame, spec: MultilevelOptions) -> pd.DataFrame:
+    """``treated × (x − x̄_treated)`` for every covariate column when ``estimand: att``, else no columns.
+
+    With these interactions the ``treated`` coefficient is the effect at the treated pupils' mean covariates,
+    i.e. their average effect when effects are linear in the covariates (regression adjustment for the ATT,
+    Imbens & Wooldridge 2009, §5.3): without them a school-level treatment's coefficient weights schools by
+    the residual variance of treatment, so effects that vary with e.g. disadvantage are averaged with the
+    wrong weights.  Covariates constant among treated rows add no column.
+    """
+    if spec.estimand != "att" or covariates.empty:
+        return pd.DataFrame(index=covariates.index)
+    is_treated = treated.to_numpy() > 0
+    centred = covariates - covariates.loc[is_treated].mean()
+    varies = covariates.loc[is_treated].std().fillna(0.0) > 0
+    return centred.loc[:, varies].mul(is_treated, axis=0).add_prefix(f"{TREATED}:")
 
 
 def multilevel_inference(context: AnalysisContext, spec: MultilevelOptions, frame: pd.DataFrame) -> tuple[Inference, list[str]]:
@@ -219,7 +269,8 @@ def treated_estimate(fit: FastLMMResult, frame: pd.DataFrame, spec: MultilevelOp
     in_trust = frame[TREATED].to_numpy() > 0
     return EffectEstimate.from_normal(
         term=TREATED,
-        estimand="conditional effect of being in a trust (multilevel model)",
+        estimand=(f"average effect of being in a trust on the treated {unit} (multilevel model, centred interactions)"
+                  if spec.estimand == "att" else "conditional effect of being in a trust (multilevel model)"),
         estimate=float(fit.params[TREATED]),
         std_error=float(fit.bse[TREATED]),
         ci_level=spec.ci_level,
@@ -281,21 +332,31 @@ def run(context: AnalysisContext) -> AnalysisResult:
     diagnostics = model_diagnostics(fit, frame, context.outcome, spec)
     # What n_treated / n_control / n_obs count: the report and the disclosure rules read it.
     diagnostics["count_unit"] = unit
+    diagnostics["headline_term"] = estimate.term
+    # An unconverged fit raises (no estimates); the facts of the accepted optimum are recorded.
+    diagnostics["convergence"] = {"converged": True, "engine": fit.engine, "iterations": fit.n_iterations,
+                                  "message": fit.message}
     diagnostics["inference"] = inference.to_dict()
     sample.n_rows_used = fit.n_obs
     sample.n_units_used = fit.n_groups
     warnings = boundary_warning(fit) + inference_warnings
-    if spec.data == "pupils" and not spec.years and frame["year"].nunique() > 1:
+    if spec.data == "pupils" and frame["year"].nunique() > 1:
         warnings.append(
-            f"years: is not set, so the model pools {frame['year'].nunique()} exam years: its treated coefficient is "
-            "a variance-weighted average over years and cohorts, not the treated pupils' average effect. Set years: "
-            "to one exam year after the schools joined (e.g. years: [" + str(int(frame["year"].max())) + "])."
+            f"years: lists {frame['year'].nunique()} exam years, so the model pools them: its treated coefficient is "
+            "a variance-weighted average over years and cohorts, not the treated pupils' average effect. Give one "
+            "exam year after the schools joined (e.g. years: [" + str(int(frame["year"].max())) + "], the default)."
         )
+    diagnostics["sample_years"] = {"years": sorted(int(y) for y in frame["year"].unique()),
+                                   "rule": "years: as configured" if spec.years or spec.data == "panel"
+                                   else "the latest exam year of the pupil file (years: not set)",
+                                   "school_covariates_at": spec.school_covariates_at if spec.data == "pupils"
+                                   else "exam_year", "estimand": spec.estimand}
     estimates = [estimate.with_context(method=spec.method, outcome=context.outcome)]
     if spec.heterogeneity is not None and spec.data == "pupils":
         table = het.pupil_interactions(frame, context.outcome, spec, fit_function=_fit_with, base=estimate)
         diagnostics["subgroups"] = table
-        estimates += het.table_estimates(table, estimates[0])
+        estimates += het.table_estimates(table, estimates[0],
+                                         df=fit.cluster_count - 1 if fit.cluster_count is not None else None)
         warnings += het.skipped_warnings(table)
     return AnalysisResult(
         analysis=spec.name,

@@ -16,7 +16,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from evaltool.errors import DataError
+from evaltool.errors import DataError, EstimationError
 from evaltool.estimators.multilevel.fastlmm import FastLMMResult, fit_fast_lmm
 from evaltool.estimators.multilevel.mixedlm import fit_mixedlm
 from evaltool.estimators.multilevel.sandwich import lmm_cluster_covariance
@@ -86,8 +86,23 @@ CLUSTER_COLUMN = "_cluster"
 
 def with_cluster_robust_se(fit: FastLMMResult, frame: pd.DataFrame, y: np.ndarray, X: np.ndarray,
                            Z: np.ndarray) -> FastLMMResult:
-    """The fit with its fixed effects' covariance replaced by the cluster-robust sandwich."""
+    """The fit with its fixed effects' covariance replaced by the cluster-robust sandwich.
+
+    Raises
+    ------
+    EstimationError
+        The clusters do not nest the model's groups (a school's rows in two clusters): the sandwich sums
+        whole schools' scores, so each school must lie in one cluster.
+    """
     school, schools = pd.factorize(frame["school"])
+    per_school = pd.Series(frame[CLUSTER_COLUMN].to_numpy()).groupby(school).nunique()
+    if (per_school > 1).any():
+        split = schools[per_school.index[per_school.to_numpy() > 1]]
+        raise EstimationError(
+            f"inference.cluster: the clusters must nest the model's schools, but {len(split)} school(s) have rows in "
+            f"more than one cluster (e.g. {', '.join(map(str, split[:3]))}). Cluster at a level that contains whole "
+            "schools (trust, local_authority or school)."
+        )
     cluster_of_school = pd.Series(frame[CLUSTER_COLUMN].to_numpy()).groupby(school).first().to_numpy()
     cluster_of_school = pd.factorize(cluster_of_school)[0]
     cov, _, n_clusters = lmm_cluster_covariance(

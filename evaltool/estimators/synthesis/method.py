@@ -71,6 +71,7 @@ class TrustEffectsOptions(AnalysisBase):
             problems.append((("method",), "trust_effects needs columns.trust (the trust or federation id of each school)"))
         problems += design_problems(config, self.method)
         problems += inference_problems(config, self, levels=(), few_clusters=("randomisation",))
+        problems += _unclustered_problems(self, "its p-values are randomisation inference over placebo trusts")
         if self.subgroup_gap is not None and config.data.subgroups is None:
             problems.append((("subgroup_gap",), "subgroup_gap needs data.subgroups (the school x year x subgroup file)"))
         if self.subgroup_gap is not None and self.subgroup_gap[0] == self.subgroup_gap[1]:
@@ -151,6 +152,8 @@ def run_trust_effects(context: AnalysisContext) -> AnalysisResult:
                 "correlated (covariance s_C^2/n_C, small when comparison schools are many)."
             ),
         },
+        # One estimate per trust (no single headline); n_treated / n_control count schools.
+        "count_unit": "schools",
     }
     return result_for(context, estimates, diagnostics, fitted.sample, warnings)
 
@@ -206,6 +209,7 @@ class MetaAnalysisOptions(AnalysisBase):
     def cross_check(self, config: Config) -> list[tuple[tuple, str]]:
         # Studies (trusts) are the independent units of a meta-analysis: there is nothing to cluster.
         problems = inference_problems(config, self, levels=())
+        problems += _unclustered_problems(self, "its intervals are set by knapp_hartung (t(k-1)) or are normal")
         if self.source is not None:
             methods = {a.name: a.method for a in config.analyses}
             if self.source not in methods:
@@ -296,6 +300,14 @@ def _pooled_estimate(fit: MetaFit, term: str, estimand: str, inference: str) -> 
     )
 
 
+def _unclustered_problems(spec: AnalysisBase, how: str) -> list[tuple[tuple, str]]:
+    """A cluster correction asked of a method whose units are independent by design is a config error."""
+    if "correction" not in spec.inference.model_fields_set:
+        return []
+    return [(("inference", "correction"), f"{spec.method} does not cluster, so there is no cluster correction to "
+             f"choose ({how}); remove inference.correction")]
+
+
 def _inference_fields(text: str) -> dict[str, str]:
     """The row's inference fields: studies (trusts) are the independent units, so no clustering."""
     method, _, correction = text.rpartition(", ")
@@ -340,6 +352,10 @@ def run_meta_analysis(context: AnalysisContext) -> AnalysisResult:
                    "prediction_lower": pi_low, "prediction_upper": pi_high, "ci_level": spec.ci_level,
                    "test": fit.test},
         "notes": notes,
+        "headline_term": estimates[0].term,
+        "count_unit": "studies",
+        # REML that does not converge raises; DerSimonian-Laird is closed-form (0 iterations).
+        "convergence": {"converged": True, "tau2_method": fit.tau2_method, "iterations": fit.iterations},
     }
     if spec.moderators:
         estimates += _moderator_analysis(studies, spec, diagnostics, warnings, sample)

@@ -327,8 +327,11 @@ def fit_trust_effects(
             n_obs=n_obs,
             ci_level=ci_level,
             inference=inference,
-            se_correction=f"t({df})",
-            se_method="randomisation inference (p); SE from the comparison schools' variance (CI)",
+            cluster="",
+            n_clusters=None,
+            se_correction=f"t({df}) intervals (comparison schools - 1)",
+            se_method=(f"randomisation inference ({n_permutations} placebo trusts) for p; SE from the comparison "
+                       "schools' variance for the CI"),
         )
         estimates.append(estimate)
         rows.append({

@@ -20,8 +20,9 @@ def small_study(tmp_path_factory):
     write_simulation(data, folder)
     pupils = pd.read_parquet(folder / "pupils.parquet")
     pupils["fsm_code"] = np.where(pupils["disadvantaged"] == 1, "Y", "N")
-    pupils.loc[pupils.index[:3], "fsm_code"] = "9"
-    pupils.loc[pupils.index[3:5], "fsm_code"] = "unknown"
+    latest = pupils.index[pupils["year"] == pupils["year"].max()]  # the year analysed when years: is not set
+    pupils.loc[latest[:3], "fsm_code"] = "9"
+    pupils.loc[latest[3:5], "fsm_code"] = "unknown"
     pupils.to_parquet(folder / "pupils.parquet")
     return data, folder
 

@@ -82,7 +82,7 @@ def test_trust_clustering_widens_the_school_clustered_interval(sample_run):
 
 def test_pooled_years_warn_that_they_are_not_the_treated_pupils_effect(sample_run):
     config, _, text = sample_run
-    pooled = parse_config(text.replace("    years: [2019]\n    pupil_covariates", "    pupil_covariates"),
+    pooled = parse_config(text.replace("    years: [2019]\n    pupil_covariates", "    years: [2018, 2019]\n    pupil_covariates"),
                           source=ROOT / "configs" / "federation_impact.yaml")
     keep = [a for a in pooled.analyses if a.name == "pupils_multilevel"]
     result = run_analyses(pooled.model_copy(update={"analyses": keep})).analyses[0]
@@ -113,3 +113,23 @@ def test_a_fit_is_accepted_only_from_an_optimiser_that_succeeded_at_the_optimum(
     best, converged = accepted_optimum(failed_higher, ok)
     assert converged and best is ok
     assert accepted_optimum(failed_higher, failed_lower)[1] is False
+
+
+def test_subgroup_rows_carry_the_inference_and_t_intervals_of_the_headline(sample_run):
+    from scipy import stats
+
+    _, run, _ = sample_run
+    result = run.analyses[0]
+    headline, subgroups = result.estimates[0], result.estimates[1:]
+    assert subgroups, "the sample config has a heterogeneity block"
+    crit = stats.t.ppf(0.975, headline.n_clusters - 1)
+    for e in [headline, *subgroups]:
+        assert (e.cluster, e.n_clusters, e.se_correction) == ("trust", headline.n_clusters, "G/(G-1), t(G-1)")
+        assert e.ci_upper - e.estimate == pytest.approx(crit * e.std_error, rel=1e-9), e.subgroup
+        assert e.p_value == pytest.approx(2 * stats.t.sf(abs(e.estimate / e.std_error), headline.n_clusters - 1))
+    table = result.diagnostics["subgroups"].set_index("subgroup")
+    sub = table.loc["disadvantaged=1"]
+    assert sub["ci_upper"] - sub["estimate"] == pytest.approx(crit * sub["std_error"], rel=1e-9)
+    # the model's fixed-effects table uses the same reference distribution
+    fixed = result.diagnostics["fixed_effects"].set_index("term")
+    assert fixed.loc["treated", "ci_upper"] == pytest.approx(headline.ci_upper, rel=1e-12)
