@@ -6,7 +6,7 @@ Two routes, chosen by the data:
     refitted with subgroup dummies and ``treated × subgroup`` interactions; the effect for
     level ``l`` is ``β_T + β_{T×l}`` (the reference level's is ``β_T``), the interaction
     p-value tests ``β_{T×l} = 0`` and ``joint_interaction_p_value`` all of a column's
-    interactions at once (Wald χ² with k − 1 degrees of freedom);
+    interactions at once (Wald χ² with k − 1 degrees of freedom; F(k − 1, G − 1) under cluster-robust SEs);
 (b) **school subgroup panels** (every other method, with ``data.subgroups``): the method is
     rerun unchanged on each subgroup's school × year panel, and for each ``compare`` pair
     ``[a, b]`` on the within-school gap ``y_a − y_b`` (a triple difference: the method's
@@ -132,8 +132,12 @@ def skipped_warnings(table: pd.DataFrame) -> list[str]:
     return [f"Subgroup '{row.subgroup}' was not estimated: {row.reason}." for row in skipped.itertuples(index=False)]
 
 
-def table_estimates(table: pd.DataFrame, template: EffectEstimate) -> list[EffectEstimate]:
-    """One :class:`EffectEstimate` per estimated row of the table (normal intervals)."""
+def table_estimates(table: pd.DataFrame, template: EffectEstimate, df: float | None = None) -> list[EffectEstimate]:
+    """One :class:`EffectEstimate` per estimated row of the table.
+
+    Intervals are normal, or Student's t with ``df`` degrees of freedom (G − 1 under cluster-robust SEs, as the
+    headline estimate); the inference fields are the headline's, since the rows come from the same model.
+    """
     out = []
     for row in table.loc[table["status"] == "ok"].itertuples(index=False):
         gap = row.kind == "gap"
@@ -144,6 +148,7 @@ def table_estimates(table: pd.DataFrame, template: EffectEstimate) -> list[Effec
                 estimate=row.estimate,
                 std_error=row.std_error,
                 ci_level=template.ci_level,
+                df=df,
                 n_treated=_int(row.n_treated),
                 n_control=_int(row.n_control),
                 n_obs=_int(row.n_obs),
@@ -219,11 +224,16 @@ def pupil_interactions(
             continue
         names = list(fit.params.index)
         cov = fit.cov_params.to_numpy()
+        # Cluster-robust fits (cluster_count set) use t(G − 1) as the headline does; model-based ones the normal.
+        clusters = getattr(fit, "cluster_count", None)
+        df = clusters - 1 if clusters is not None else None
         inter = [names.index(f"{treated}:{column}[{code}]") for code, _ in kept[1:]]
-        # Wald test that the effect is the same in every level: b' V⁻¹ b ~ χ²(k − 1)
+        # Wald test that the effect is the same in every level: b' V⁻¹ b ~ χ²(k − 1), or, cluster-robust,
+        # (b' V⁻¹ b)/(k − 1) ~ F(k − 1, G − 1) (for one interaction the square of the t test)
         b = fit.params.to_numpy()[inter]
         wald = float(b @ np.linalg.solve(cov[np.ix_(inter, inter)], b))
-        joint_p = float(stats.chi2.sf(wald, len(inter)))
+        joint_p = float(stats.chi2.sf(wald, len(inter)) if df is None
+                        else stats.f.sf(wald / len(inter), len(inter), df))
         for i, (_code, row) in enumerate(kept):
             c = np.zeros(len(names))
             c[names.index(treated)] = 1.0
@@ -231,9 +241,9 @@ def pupil_interactions(
             if i > 0:
                 c[inter[i - 1]] = 1.0
                 b, s = fit.params.iloc[inter[i - 1]], fit.bse.iloc[inter[i - 1]]
-                p_inter = float(2 * stats.norm.sf(abs(b / s)))
+                p_inter = float(2 * (stats.norm.sf(abs(b / s)) if df is None else stats.t.sf(abs(b / s), df)))
             est, se = float(c @ fit.params.to_numpy()), float(np.sqrt(c @ cov @ c))
-            rows.append({**row, **_normal(est, se, base.ci_level), "interaction_p_value": p_inter, "status": "ok",
+            rows.append({**row, **_normal(est, se, base.ci_level, df), "interaction_p_value": p_inter, "status": "ok",
                          "reason": "reference level" if i == 0 else "", "joint_interaction_p_value": joint_p})
         rows += skipped
     return finish_table(rows)
@@ -248,9 +258,11 @@ def _too_small(n_pupils: int, n_treated: int, n_control: int, min_pupils: int, m
     return ""
 
 
-def _normal(estimate: float, se: float, level: float) -> dict[str, float]:
-    z = float(stats.norm.ppf(0.5 + level / 2))
-    p = float(2 * stats.norm.sf(abs(estimate / se))) if se > 0 else np.nan
+def _normal(estimate: float, se: float, level: float, df: float | None = None) -> dict[str, float]:
+    """Wald interval and p-value: normal, or Student's t with ``df`` degrees of freedom."""
+    reference = stats.norm if df is None else stats.t(df)
+    z = float(reference.ppf(0.5 + level / 2))
+    p = float(2 * reference.sf(abs(estimate / se))) if se > 0 else np.nan
     return {"estimate": estimate, "std_error": se, "ci_lower": estimate - z * se, "ci_upper": estimate + z * se,
             "p_value": p}
 

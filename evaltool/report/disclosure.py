@@ -34,26 +34,47 @@ Counts are recognised by name (``n``, ``n_*``, ``*_n``, ``*_count``,
 ``count``, dictionaries named ``cohorts``/``*_cohorts``/``missing``/
 ``*_counts`` whose values are counts) and, in free text (warnings, error
 messages, exclusion reasons), by a number followed by a unit word (``7
-schools``, ``n = 7``).  Secondary suppression is limited to one case: when an
-exclusion count of an analysis is suppressed, its total rows in
-(``n_rows_in``) is suppressed too so the hidden count cannot be recovered by
-subtraction.  Methods that publish other small numbers must name them so the
-rules above catch them (see ``docs/configuration.md``).
+schools``, ``n = 7``, zeros included).  :meth:`Disclosure.withholds` is the one
+rule deciding whether a row's statistics are withheld; results.json and the
+report (:meth:`Disclosure.payload`), results.csv (:func:`suppress_tidy`) and
+the figures (:meth:`Disclosure.result`) all apply it.
+
+Secondary suppression (a hidden count must not follow from a total minus the
+parts shown):
+
+- a total beside its parts: ``n_obs`` when ``n_treated`` or ``n_control`` is
+  hidden, ``n_schools`` when ``n_joined`` or ``n_never_joined`` is;
+- an analysis's ``n_rows_in`` when one of its exclusion counts is hidden;
+- a dictionary of counts (``cohorts`` …) with exactly one value hidden: the
+  smallest other value is hidden too (the total of the dictionary, e.g.
+  ``n_joined``, is published);
+- the levels of one subgroup variable (``eal=0``, ``eal=1`` of one analysis
+  and term), which add up to the whole sample: when one level's count is
+  hidden, the smallest other level's count in that column is hidden too.
+
+Methods that publish other small numbers must name them so the rules above
+catch them (see ``docs/configuration.md``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import numbers
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from evaltool.results.writer import csv_safe
+
+if TYPE_CHECKING:
+    from evaltool.results import AnalysisResult, EffectEstimate
 
 #: The ONS 10 threshold rule (see the module docstring).
 DEFAULT_THRESHOLD = 10
@@ -93,10 +114,19 @@ TEXT_N_EQUALS = re.compile(r"(\b[nN]\s*=\s*)(\d[\d,]*)")
 PUPIL_COUNT = re.compile(r"pupil|student", re.IGNORECASE)
 #: Estimate counts that count pupils when the analysis's ``count_unit`` is ``pupils``.
 ESTIMATE_COUNTS = frozenset({"n_treated", "n_control", "n_obs"})
+#: Totals and the parts they are the sum of: a hidden part hides its total (secondary suppression).
+TOTALS = {"n_obs": ("n_treated", "n_control"), "n_schools": ("n_joined", "n_never_joined")}
+#: A subgroup level ``variable=code`` (a gap ``a - b`` is not a level).
+LEVEL = re.compile(r"^([^=]+)=(?!.* - )")
+#: Statistics of an estimate withheld (as NaN) in figures when its group is small.
+ESTIMATE_STATISTICS = (
+    "estimate", "std_error", "ci_lower", "ci_upper", "p_value", "effect_size", "effect_size_ci_lower",
+    "effect_size_ci_upper",
+)
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value))
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and math.isfinite(float(value))
 
 
 def is_count_name(name: str) -> bool:
@@ -129,6 +159,14 @@ class Disclosure:
     def is_small(self, value: Any) -> bool:
         """Whether ``value`` is a count below the threshold."""
         return _is_number(value) and 0 <= float(value) < self.threshold
+
+    def withholds(self, counts: Mapping[str, Any]) -> bool:
+        """Whether a row with these fields describes fewer than ``threshold`` pupils (its statistics are withheld).
+
+        The one rule every output applies: some count of pupils in the row (a count named like a pupil count,
+        or an estimate count of an analysis whose ``count_unit`` is ``pupils``) is below the threshold.
+        """
+        return any(is_count_name(str(k)) and self.counts_pupils(str(k)) and self.is_small(v) for k, v in counts.items())
 
     def count(self, value: Any) -> Any:
         """``value``, or ``"c"`` if it is a count below the threshold."""
@@ -168,8 +206,8 @@ class Disclosure:
 
     def _record(self, record: dict, name: str) -> dict:
         if COUNT_CONTAINER.match(name):
-            return {k: self.count(v) if _is_number(v) else self.apply(v, str(k)) for k, v in record.items()}
-        small = any(is_count_name(str(k)) and self.counts_pupils(str(k)) and self.is_small(v) for k, v in record.items())
+            return self._container(record)
+        small = self.withholds(record)
         out: dict[str, Any] = {}
         withheld = False
         for key, value in record.items():
@@ -188,20 +226,58 @@ class Disclosure:
         return out
 
     def _secondary(self, record: dict) -> None:
-        """Secondary suppression: a hidden group count must not follow from the total minus the other group."""
-        hidden = [k for k in ("n_treated", "n_control") if record.get(k) == SUPPRESSED]
-        if hidden and _is_number(record.get("n_obs")):
-            record["n_obs"] = SUPPRESSED
+        """Secondary suppression: a hidden part must not follow from its total minus the other parts."""
+        for total, parts in TOTALS.items():
+            if _is_number(record.get(total)) and any(record.get(k) == SUPPRESSED for k in parts):
+                record[total] = SUPPRESSED
+                self.n_suppressed += 1
+
+    def _container(self, record: dict) -> dict:
+        """A dictionary of counts (by year, column …); with exactly one value hidden, the smallest other is too.
+
+        Its total is usually published beside it (``n_joined`` beside ``cohorts``): a single hidden value would
+        be that total minus the others.
+        """
+        out = {k: self.count(v) if _is_number(v) else self.apply(v, str(k)) for k, v in record.items()}
+        hidden = [k for k, v in out.items() if v == SUPPRESSED and _is_number(record[k])]
+        shown = [k for k, v in out.items() if _is_number(v)]
+        if len(hidden) == 1 and shown:
+            smallest = min(shown, key=lambda k: float(out[k]))
+            out[smallest] = SUPPRESSED
             self.n_suppressed += 1
+        return out
+
+    def _complementary(self, records: list[dict]) -> list[dict]:
+        """Hide a second level's count where one level of a subgroup variable has a hidden count (in place)."""
+        groups: dict[tuple, list[dict]] = {}
+        for record in records:
+            level = LEVEL.match(str(record.get("subgroup", "")))
+            if level:
+                key = (record.get("analysis"), record.get("term"), record.get("by") or level.group(1))
+                groups.setdefault(key, []).append(record)
+        for rows in groups.values():
+            columns = sorted({str(k) for r in rows for k in r if is_count_name(str(k))})
+            changed = True
+            while changed:  # hiding one count can hide a total (n_obs), which can need a complement in turn
+                changed = False
+                for column in columns:
+                    hidden = [r for r in rows if r.get(column) == SUPPRESSED]
+                    shown = [r for r in rows if _is_number(r.get(column))]
+                    if len(hidden) == 1 and shown:
+                        other = min(shown, key=lambda r: float(r[column]))
+                        other[column] = SUPPRESSED
+                        self.n_suppressed += 1
+                        self._secondary(other)
+                        changed = True
+        return records
 
     def _table(self, table: dict) -> dict:
         columns = [str(c) for c in table["columns"]]
         counts = [i for i, c in enumerate(columns) if is_count_name(c)]
-        people = [i for i in counts if self.counts_pupils(columns[i])]
         keep = {i for i, c in enumerate(columns) if KEY_NAME.match(c)}
         rows = []
         for row in table["data"]:
-            small = any(self.is_small(row[i]) for i in people)
+            small = self.withholds({columns[i]: row[i] for i in counts})
             new = []
             for i, value in enumerate(row):
                 if i in counts:
@@ -212,7 +288,84 @@ class Disclosure:
                 else:
                     new.append(self.apply(value, columns[i]) if isinstance(value, (str, dict, list)) else value)
             rows.append(new)
+        if "subgroup" in columns:
+            records = self._complementary([dict(zip(columns, row, strict=True)) for row in rows])
+            rows = [[r[c] for c in columns] for r in records]
         return {**table, "columns": columns, "data": rows}
+
+    # -- figures ----------------------------------------------------------------------------------------
+
+    def result(self, result: AnalysisResult) -> AnalysisResult:
+        """A copy of an analysis result with the rules applied, to draw figures from.
+
+        The same rules as :meth:`payload`, with numbers a plot can take: withheld statistics and small counts
+        become NaN (a figure leaves a gap, or labels the row "withheld"), counts in text become ``c``.  The
+        caller's result is not changed.
+        """
+        self.pupil_estimates = (result.diagnostics or {}).get("count_unit") == "pupils"
+        return dataclasses.replace(
+            result,
+            estimates=[self._estimate(e) for e in result.estimates],
+            diagnostics={k: self._drawable(v, str(k)) for k, v in (result.diagnostics or {}).items()},
+            warnings=[self.text(w) for w in result.warnings],
+            error=self.text(result.error) if result.error else result.error,
+        )
+
+    def _estimate(self, estimate: EffectEstimate) -> EffectEstimate:
+        fields = dataclasses.asdict(estimate)
+        nan = float("nan")
+        changes: dict[str, Any] = {k: None for k, v in fields.items() if is_count_name(k) and self.is_small(v)}
+        if self.withholds(fields):
+            self.n_withheld += 1
+            changes.update({k: nan for k in ESTIMATE_STATISTICS if k in fields})
+        return dataclasses.replace(estimate, **changes) if changes else estimate
+
+    def _drawable(self, value: Any, name: str) -> Any:
+        if isinstance(value, pd.DataFrame):
+            return self._frame(value)
+        if isinstance(value, dict) and not _is_table(value):
+            out = {k: self._drawable(v, str(k)) for k, v in value.items()}
+            if COUNT_CONTAINER.match(name):
+                out = {k: float("nan") if self.is_small(v) else v for k, v in out.items()}
+            return out
+        if _is_table(value):
+            return {"columns": value["columns"], "data": self._frame(pd.DataFrame(value["data"], columns=value["columns"])).to_numpy().tolist()}
+        if isinstance(value, list):
+            return [self._drawable(v, name) for v in value]
+        if isinstance(value, str):
+            return self.text(value)
+        if name and is_count_name(name) and self.is_small(value):
+            return float("nan")
+        return value
+
+    def _frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """A table for a figure: the rows of small groups of pupils lose their statistics (NaN) and say why."""
+        columns = [str(c) for c in frame.columns]
+        counts = [c for c in columns if is_count_name(c)]
+        numbers = {c: pd.to_numeric(frame[c], errors="coerce") for c in counts}
+        small = {c: numbers[c].ge(0) & numbers[c].lt(self.threshold) for c in counts}
+        pupils = [c for c in counts if self.counts_pupils(c)]
+        hide = np.logical_or.reduce([small[c].to_numpy() for c in pupils]) if pupils else np.zeros(len(frame), bool)
+        out = frame.copy()
+        for column in counts:
+            if small[column].any():
+                out[column] = numbers[column].mask(small[column])
+        statistics = [
+            c for c in columns
+            if c not in counts and not KEY_NAME.match(c) and pd.api.types.is_numeric_dtype(frame[c])
+            and not pd.api.types.is_bool_dtype(frame[c])
+        ]
+        if hide.any():
+            self.n_withheld += int(hide.sum())
+            out.loc[hide, statistics] = np.nan
+            if "status" in out:
+                out.loc[hide, "status"] = "withheld"
+            if "reason" in out:
+                out.loc[hide, "reason"] = f"withheld: fewer than {self.threshold} pupils"
+        for column in columns:
+            if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+                out[column] = out[column].map(lambda v: self.text(v) if isinstance(v, str) else v)
+        return out
 
     # -- the results payload ------------------------------------------------------------------------
 
@@ -233,7 +386,7 @@ class Disclosure:
     def _analysis(self, analysis: dict) -> dict:
         out = dict(analysis)
         self.pupil_estimates = (analysis.get("diagnostics") or {}).get("count_unit") == "pupils"
-        out["estimates"] = [self._record(e, "estimate") for e in analysis.get("estimates", [])]
+        out["estimates"] = self._complementary([self._record(e, "estimate") for e in analysis.get("estimates", [])])
         sample = dict(analysis.get("sample") or {})
         before = self.n_suppressed
         sample["exclusions"] = [self._record(e, "exclusion") for e in sample.get("exclusions", [])]
@@ -251,41 +404,14 @@ class Disclosure:
         return out
 
 
-def withhold_small_groups(result: Any, threshold: int = DEFAULT_THRESHOLD) -> Any:
-    """A copy of an :class:`~evaltool.results.AnalysisResult` without the statistics of small groups of pupils.
+def withhold_small_groups(result: AnalysisResult, threshold: int = DEFAULT_THRESHOLD) -> AnalysisResult:
+    """A copy of an :class:`~evaltool.results.AnalysisResult` to draw figures from (:meth:`Disclosure.result`).
 
-    Figures are drawn from it (the report embeds them, and the report always suppresses): an estimate or
-    subgroup-table row resting on fewer than ``threshold`` pupils (``n_pupils_min``, or any count of an
-    analysis whose ``count_unit`` is ``pupils``) loses its estimate and interval, and a table row says why.
+    Figures are always drawn from it (the report embeds them, and the report always suppresses): the
+    estimates and subgroup-table rows of groups of fewer than ``threshold`` pupils lose their statistics,
+    a table row says why, small counts are not drawn and counts written in text become ``c``.
     """
-    import dataclasses
-
-    pupils = (result.diagnostics or {}).get("count_unit") == "pupils"
-
-    def small(counts: dict[str, Any]) -> bool:
-        named = counts.get("n_pupils_min")
-        if _is_number(named) and named < threshold:
-            return True
-        return pupils and any(_is_number(counts.get(k)) and counts[k] < threshold for k in ESTIMATE_COUNTS)
-
-    nan = float("nan")
-    estimates = [
-        dataclasses.replace(e, estimate=nan, std_error=nan, ci_lower=nan, ci_upper=nan, p_value=nan)
-        if small({k: getattr(e, k) for k in (*ESTIMATE_COUNTS, "n_pupils_min")}) else e
-        for e in result.estimates
-    ]
-    diagnostics = dict(result.diagnostics)
-    table = diagnostics.get("subgroups")
-    if isinstance(table, pd.DataFrame) and not table.empty:
-        table = table.copy()
-        hide = table.apply(lambda row: small(row.to_dict()), axis=1).astype(bool)
-        if hide.any():
-            stats = [c for c in table.columns if STATISTIC_NAME.search(c) and c not in ("status", "reason")]
-            table.loc[hide, stats] = nan
-            table.loc[hide, "status"] = "withheld"
-            table.loc[hide, "reason"] = f"withheld: fewer than {threshold} pupils"
-        diagnostics["subgroups"] = table
-    return dataclasses.replace(result, estimates=estimates, diagnostics=diagnostics)
+    return Disclosure(threshold).result(result)
 
 
 def _is_table(value: Any) -> bool:
@@ -354,4 +480,23 @@ def suppress_tidy(
     stats = [c for c in TIDY_STATISTICS if c in frame.columns]
     if stats:
         out.loc[small_rows, stats] = SUPPRESSED
+    if "subgroup" in out and counts:
+        _complementary_rows(out, counts, threshold)
     return out
+
+
+def _complementary_rows(out: pd.DataFrame, counts: list[str], threshold: int) -> None:
+    """Secondary suppression across the levels of each subgroup variable of ``results.csv`` (in place)."""
+    levels = out["subgroup"].astype(str).str.match(LEVEL.pattern)
+    if not levels.any():
+        return
+    columns = [c for c in ("analysis", "term", "subgroup") if c in out]
+    records = out.loc[levels, columns + counts].to_dict("records")
+    for record in records:
+        for column in counts:
+            value = record[column]
+            record[column] = value if value == SUPPRESSED or pd.isna(value) else float(value)
+    Disclosure(threshold)._complementary(records)
+    hidden = pd.DataFrame(records, index=out.index[levels])[counts].eq(SUPPRESSED)
+    for column in counts:
+        out.loc[hidden.index[hidden[column]], column] = SUPPRESSED

@@ -40,8 +40,10 @@ def save_figure(fig, folder: Path, stem: str) -> list[Path]:
 def save_figures(run: RunResult, folder: Path, threshold: int = DEFAULT_THRESHOLD) -> dict[str, list[str]]:
     """Render the figures of every successful analysis; returns file names per analysis.
 
-    Statistics of groups of fewer than ``threshold`` pupils are never drawn
-    (:func:`~evaltool.report.disclosure.withhold_small_groups`): the report embeds these figures.
+    Every figure is drawn from the disclosure-controlled result, whatever ``output.publication`` says
+    (:func:`~evaltool.report.disclosure.withhold_small_groups`, the rules of results.json): statistics of
+    groups of fewer than ``threshold`` pupils are not drawn and counts in figure text become ``c``, because
+    the report, which always suppresses, embeds these figures.
     """
     written: dict[str, list[str]] = {}
     for result in run.analyses:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -19,7 +21,8 @@ def forest_figure(result: AnalysisResult) -> Figure:
     """Subgroup effects with confidence intervals, the overall effect as a reference line.
 
     Rows are grouped by breakdown; gaps (differences between subgroups) are drawn with open
-    markers; skipped subgroups are listed with their reason instead of a point.
+    markers; skipped subgroups, and subgroups whose estimate is withheld (draw from
+    :func:`~evaltool.report.disclosure.withhold_small_groups`), are listed with their reason instead of a point.
     """
     table = _table(result.diagnostics["subgroups"])
     overall = result.estimates[0] if result.estimates else None
@@ -28,16 +31,17 @@ def forest_figure(result: AnalysisResult) -> Figure:
     ax = fig.add_subplot()
     ys = list(range(n, 0, -1))
     for y, row in zip(ys, table.itertuples(index=False), strict=True):
-        if row.status != "ok":
-            ax.text(0.01, y, f"skipped: {row.reason}"[:90], transform=ax.get_yaxis_transform(), va="center",
-                    fontsize=7, color="#555555")
+        if row.status != "ok" or pd.isna(row.estimate) or pd.isna(row.ci_lower):
+            # A labelled gap: withheld (a small group of pupils) or skipped, never a point.
+            note = str(row.reason) if row.status == "withheld" else f"skipped: {row.reason}"
+            ax.text(0.01, y, note[:90], transform=ax.get_yaxis_transform(), va="center", fontsize=7, color="#555555")
             continue
         filled = row.kind != "gap"
         ax.plot([row.ci_lower, row.ci_upper], [y, y], color="#000000", linewidth=1.2)
         ax.plot([row.estimate], [y], marker="s" if filled else "D", color="#000000",
                 markerfacecolor="#000000" if filled else "#ffffff", markersize=6)
     ax.axvline(0.0, color="#777777", linewidth=0.8, linestyle=":")
-    if overall is not None:
+    if overall is not None and math.isfinite(overall.estimate):  # NaN: the overall effect is withheld
         ax.axvline(overall.estimate, color="#777777", linewidth=0.8, linestyle="--", label="overall effect")
         ax.legend(frameon=False, loc="lower right", fontsize=8)
     ax.set_yticks(ys)

@@ -244,15 +244,25 @@ def balance_rows(balance: Any) -> list[dict]:
     return rows
 
 
+#: Normal critical value of a pointwise 95% interval (the event-study table's heading says 95%).
+Z95 = 1.959963984540054
+
+
 def event_rows(table: Any) -> list[dict]:
-    return [
-        {
+    """Rows of the event-study table: ``estimate`` (or ``att``, as ``method: event_study`` writes it) and the
+    pointwise 95% interval (``ci_lower``/``ci_upper``, else estimate ± 1.96 ``std_error``)."""
+    rows = []
+    for r in table_rows(table):
+        estimate = r.get("estimate", r.get("att"))
+        low, high = r.get("ci_lower"), r.get("ci_upper")
+        if low is None and high is None and is_number(estimate) and is_number(r.get("std_error")):
+            low, high = estimate - Z95 * r["std_error"], estimate + Z95 * r["std_error"]
+        rows.append({
             "event_time": fmt_num(r.get("event_time"), 0, signed=True) if is_number(r.get("event_time")) else str(r.get("event_time")),
-            "estimate": fmt_num(r.get("estimate"), signed=True),
-            "ci": fmt_ci(r.get("ci_lower"), r.get("ci_upper")),
-        }
-        for r in table_rows(table)
-    ]
+            "estimate": fmt_num(estimate, signed=True),
+            "ci": fmt_ci(low, high),
+        })
+    return rows
 
 
 YEAR_NAME = re.compile(r"(year|cohort|event_time|relative_time|period|^g$|^t$)", re.IGNORECASE)

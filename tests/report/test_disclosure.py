@@ -59,7 +59,9 @@ def test_tables_rows_and_count_dictionaries():
     table = {"columns": ["subgroup", "estimate", "n_pupils"], "data": [["eal", 2.0, 6], ["girls", 1.0, 300]]}
     out = Disclosure(10).apply(table)
     assert out["data"] == [["eal", SUPPRESSED, SUPPRESSED], ["girls", 1.0, 300]]
-    assert Disclosure(10).apply({"2015": 4, "2016": 30}, "treated_cohorts") == {"2015": SUPPRESSED, "2016": 30}
+    # One hidden cohort would be the published total minus the others: the smallest other is hidden too.
+    cohorts = Disclosure(10).apply({"2015": 4, "2016": 30, "2017": 50}, "treated_cohorts")
+    assert cohorts == {"2015": SUPPRESSED, "2016": SUPPRESSED, "2017": 50}
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,8 @@ CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 THRESHOLD = 10
 #: Parts of results.json that are not about people: the disclosure record itself and the config echo.
 NOT_PEOPLE = {"disclosure", "format", "seed"}
+#: Parts of manifest.json about the software and machine, not the data.
+MANIFEST_MACHINE = {"packages", "platform", "timings_seconds"}
 #: The scanner's own rules (written independently of the suppression's): a whole number, then at most five
 #: whitespace-separated tokens within one clause (no ; : .), then a unit word ("only 4 joining and 3
 #: never-joining schools"); and "n = 7".
@@ -108,6 +110,16 @@ def markdown_table_leaks(text: str, where: str) -> list[str]:
     return leaks
 
 
+def svg_texts(svg: str) -> list[str]:
+    """Every text of an SVG figure, one string per text element.
+
+    Matplotlib draws glyphs as paths (``svg.fonttype: path``, the default) and writes each text string in the
+    XML comment before its glyphs; with ``svg.fonttype: none`` it writes ``<text>`` elements instead.
+    """
+    found = re.findall(r"<!--(.*?)-->", svg, flags=re.S) + re.findall(r"<text[^>]*>(.*?)</text>", svg, flags=re.S)
+    return [html.unescape(re.sub(r"<[^>]+>", " ", t)).strip() for t in found]
+
+
 def scan_folder(folder: Path) -> list[str]:
     """Every count below the threshold found in an output folder (empty when the outputs are safe)."""
     leaks = csv_leaks(folder / "results.csv")
@@ -123,15 +135,29 @@ def scan_folder(folder: Path) -> list[str]:
     # Each element's text on its own line: table cells side by side are not one sentence.
     for line in html.unescape(re.sub(r"<[^>]+>", "\n", page)).splitlines():
         leaks += text_leaks(line, "report.html")
-    for svg in sorted((folder / "figures").glob("*.svg")):
-        texts = " ".join(re.findall(r"<text[^>]*>(.*?)</text>", svg.read_text(encoding="utf-8"), flags=re.S))
-        leaks += text_leaks(html.unescape(texts), svg.name)
+    for svg in sorted((folder / "figures").rglob("*.svg")):
+        for text in svg_texts(svg.read_text(encoding="utf-8")):
+            leaks += text_leaks(text, svg.name)
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    leaks += json_leaks({k: v for k, v in manifest.items() if k == "analyses"}, "manifest.json")
+    # All of it (config echo, inputs, analyses, files) but the software and machine facts.
+    leaks += json_leaks({k: v for k, v in manifest.items() if k not in MANIFEST_MACHINE}, "manifest.json")
     return leaks
 
 
 # ------------------------------------------------------------------ the scanner can fail
+def _matplotlib_svg(path: Path, text: str) -> None:
+    """An SVG written by matplotlib as evaltool writes figures, with ``text`` drawn in it (and axis ticks)."""
+    from matplotlib.figure import Figure
+
+    from evaltool.report.figures import save_figure
+
+    fig = Figure()
+    ax = fig.add_subplot()
+    ax.text(0.1, 0.5, text)
+    ax.set_ylabel("schools")  # beside tick labels 0.0 … 1.0: each text is read on its own, not as "1.0 schools"
+    save_figure(fig, path.parent, path.stem)
+
+
 def test_scanner_finds_planted_leaks(tmp_path):
     pd.DataFrame({"analysis": ["a"], "n_treated": [3], "n_obs": ["c"], "estimate": [1.0]}).to_csv(tmp_path / "results.csv", index=False)
     payload = {"analyses": [{"warnings": ["only 0 joining and c never-joining schools"], "sample": {"n_rows_in": 4},
@@ -141,11 +167,13 @@ def test_scanner_finds_planted_leaks(tmp_path):
     (tmp_path / "report.html").write_text("<p>n = 5</p><img src='data:image/png;base64,AAAA 3 pupils'>")
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "f.svg").write_text("<svg><text>2 schools</text></svg>")
-    (tmp_path / "manifest.json").write_text(json.dumps({"analyses": [{"name": "a"}]}))
+    _matplotlib_svg(tmp_path / "figures" / "report" / "g.svg", "skipped: only 3 joining and 40 never-joining schools")
+    (tmp_path / "manifest.json").write_text(json.dumps({"analyses": [{"name": "a", "note": "n = 8"}]}))
     leaks = scan_folder(tmp_path)
     joined = "\n".join(leaks)
     for expected in ("n_treated = 3", "only 0 joining", "n_rows_in = 4", "n_pupils = 6", "7 pupils", "'schools' = 4",
-                     "n = 5", "2 schools"):
+                     "n = 5", "2 schools", "g.svg: …skipped: only 3 joining",
+                     "manifest.json.analyses[0].note"):
         assert expected in joined, joined
     assert "AAAA" not in joined  # embedded images are not text
 
@@ -156,6 +184,7 @@ def test_scanner_passes_a_clean_folder(tmp_path):
     (tmp_path / "report.md").write_text("Based on 120 schools.\n")
     (tmp_path / "report.html").write_text("<p>2019: 40 pupils</p>")
     (tmp_path / "figures").mkdir()
+    _matplotlib_svg(tmp_path / "figures" / "f.svg", "skipped: only c joining and 40 never-joining schools")
     (tmp_path / "manifest.json").write_text("{}")
     assert scan_folder(tmp_path) == []
 
@@ -185,5 +214,10 @@ def test_shipped_config_for_publication_leaks_no_small_count(small_cell_data, co
     out = small_cell_data / "out" / config_path.stem
     run, folder = execute(load_config(target), out)
     assert [a.analysis for a in run.analyses if a.status == "ok"], "nothing ran: the scan would be vacuous"
+    # Every method says what its counts count (the disclosure rules read it), and names a headline that exists.
+    for result in (a for a in run.analyses if a.status == "ok"):
+        assert result.diagnostics.get("count_unit") in ("pupils", "school-years", "schools", "studies"), result.analysis
+        term = result.diagnostics.get("headline_term")
+        assert term is None or term in {e.term for e in result.estimates}, result.analysis
     leaks = scan_folder(folder)
     assert not leaks, f"{len(leaks)} small counts leaked:\n" + "\n".join(leaks[:30])
