@@ -147,14 +147,53 @@ def schema(indent: int) -> None:
 
 
 @main.command()
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Panel file to write (.parquet or .csv); the subgroup panel and the data report go beside it.")
+@click.option("--overwrite", is_flag=True, help="Replace the files if they exist.")
+@_guard
+def ingest(config: Path, out: Path, overwrite: bool) -> None:
+    """Assemble the school panel from the raw DfE/GIAS files of CONFIG's sources: block and write it."""
+    from evaltool.config import load_config
+    from evaltool.data.ingest import write_ingested
+
+    cfg = load_config(config)
+    written, report = write_ingested(cfg, out, overwrite=overwrite)
+    panel_step = report["steps"][-1] if report.get("steps") else {}
+    click.echo(
+        f"Assembled {panel_step.get('rows_out', '?')} school-year rows of {panel_step.get('schools_out', '?')} schools "
+        f"from {len(report.get('files', []))} files."
+    )
+    for path in written:
+        click.echo(f"  wrote {path}")
+
+
+@main.command()
+@click.argument("data", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--base", type=click.Path(path_type=Path), default=Path("."), show_default=True,
+              help="Folder the config will be saved in (paths in it are relative to this folder).")
+@_guard
+def init(data: tuple[Path, ...], base: Path) -> None:
+    """Print a commented config for the DATA files (redirect it: evaltool init data/* > evaluation.yaml)."""
+    from evaltool.config.scaffold import scaffold_config
+
+    click.echo(scaffold_config(list(data), base))
+
+
+@main.command()
 @click.option("--seed", type=int, default=2024, show_default=True, help="Random seed.")
 @click.option("--schools", type=click.IntRange(min=20), default=400, show_default=True, help="Number of schools.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the data into.")
 @click.option("--pretrend-slope", type=float, default=0.0, show_default=True, help="Break parallel trends (points/year before joining).")
 @click.option("--effect-scale", type=float, default=1.0, show_default=True, help="Multiply every true effect (0 = no effect).")
 @click.option("--overwrite", is_flag=True, help="Replace the folder if it exists.")
+@click.option("--layout", type=click.Choice(["tidy", "dfe"]), default="tidy", show_default=True,
+              help="'tidy': one school x year panel; 'dfe': also England's raw files of the same schools in OUT/dfe/ "
+                   "(per-year KS4 tables, GIAS extracts; see sample_data/README.md).")
 @_guard
-def simulate(seed: int, schools: int, out: Path, pretrend_slope: float, effect_scale: float, overwrite: bool) -> None:
+def simulate(
+    seed: int, schools: int, out: Path, pretrend_slope: float, effect_scale: float, overwrite: bool, layout: str
+) -> None:
     """Generate realistic English school data with known true effects."""
     from evaltool.data.simulate import SimulationSettings, write_simulation
     from evaltool.data.simulate import simulate as make
@@ -164,6 +203,10 @@ def simulate(seed: int, schools: int, out: Path, pretrend_slope: float, effect_s
     data = make(settings)
     with atomic_folder(out, overwrite=overwrite) as tmp:
         written = write_simulation(data, tmp)
+        if layout == "dfe":
+            from evaltool.data.simulate_dfe import write_dfe_layout
+
+            written += write_dfe_layout(data, tmp, seed=seed)["files"]
     click.echo(f"Wrote {len(written)} files for {schools} schools to {out}")
 
 

@@ -222,7 +222,25 @@ def input_paths(config: Config) -> list[Path]:
     """
     paths = [Path(config.source)] if config.source is not None else []
     paths += [config.resolve(source.path) for source in _source_files(config)]
+    if config.sources is not None:
+        paths += [path for path in _raw_source_paths(config) if path not in paths]
     return paths
+
+
+def _raw_source_paths(config: Config) -> list[Path]:
+    """The raw files ``sources:`` names: globs of performance tables expanded, and the GIAS files."""
+    sources = config.sources
+    found: list[Path] = []
+    for entry in sources.performance_tables:
+        pattern = config.resolve(entry.path)
+        if any(ch in str(entry.path) for ch in "*?["):
+            found += sorted(pattern.parent.glob(pattern.name))
+        else:
+            found.append(pattern)
+    for entry in (sources.gias_establishments, sources.gias_links, sources.gias_membership):
+        if entry is not None:
+            found.append(config.resolve(entry.path))
+    return found
 
 
 def _source_files(value: Any) -> list[SourceFile]:

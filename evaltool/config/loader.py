@@ -16,13 +16,28 @@ from pathlib import Path
 from typing import Annotated, Any, Union
 
 import yaml
-from pydantic import BaseModel, Field, PrivateAttr, ValidationError, create_model
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, create_model, model_validator
 
 from evaltool.config.models import AnalysisBase, ConfigBase, Year
+from evaltool.config.sources import SourcesOptions
 from evaltool.errors import ConfigError
 from evaltool.estimators.registry import all_methods
 
 Loc = tuple[str | int, ...]
+
+#: ``columns:`` of a config with ``sources:``, by preset: the assembled panel's fixed names (see
+#: :func:`evaltool.data.dfe.assemble_sources`); keys the user writes override them.
+PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ks4": {
+        "school": "urn", "year": "year", "join_year": "join_year", "trust": "trust_id", "local_authority": "la_code",
+        "outcomes": ["attainment8"], "subgroup": "subgroup", "subgroup_type": "subgroup_type", "pupil_count": "n_pupils",
+    },
+    "ks2": {
+        "school": "urn", "year": "year", "join_year": "join_year", "trust": "trust_id", "local_authority": "la_code",
+        "outcomes": ["rwm_expected"], "subgroup": "subgroup", "subgroup_type": "subgroup_type", "pupil_count": "n_pupils",
+    },
+    "none": {"school": "urn", "year": "year", "join_year": "join_year", "trust": "trust_id", "local_authority": "la_code"},
+}
 
 #: Bounds on a config file, checked before and while parsing so a hostile file cannot exhaust memory or the
 #: stack (a "billion laughs" of nested aliases, thousands of nested lists).  Real configs are a few KB deep 6.
@@ -34,8 +49,45 @@ MAX_NODES = 50_000
 class Config(ConfigBase):
     """A validated config.  ``analyses`` is typed per registered method."""
 
+    sources: SourcesOptions | None = None
+    """England's raw files (DfE performance tables, GIAS membership, links, establishments), assembled into the school panel; instead of data.panel (see docs: From DfE and GIAS files to an evaluation)."""
     analyses: list[AnalysisBase] = Field(min_length=1)
     _source: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _columns_of_the_assembled_panel(cls, data: Any) -> Any:
+        """With ``sources:`` the panel's columns have fixed names, so ``columns:`` may be left out or partial."""
+        if not isinstance(data, dict) or not isinstance(data.get("sources"), dict):
+            return data
+        preset = data["sources"].get("preset", "ks4")
+        defaults = PRESET_DEFAULTS.get(preset if isinstance(preset, str) else "", {})
+        columns = data.get("columns")
+        if columns is None:
+            columns = {}
+        if not isinstance(columns, dict):
+            return data
+        filled = {**defaults, **columns}
+        return {**data, "columns": filled}
+
+    @model_validator(mode="after")
+    def _one_panel_source(self) -> Config:
+        if self.sources is None and self.data.panel is None:
+            raise ValueError(
+                "no school panel: name the school x year file as data.panel, or England's raw files in a sources: "
+                "block (performance_tables, gias_membership ...)"
+            )
+        if self.sources is not None and self.data.panel is not None:
+            raise ValueError(
+                "data.panel and sources: both give the school panel; keep one (sources: assembles the panel from "
+                "DfE/GIAS files, data.panel reads a panel already assembled, e.g. by `evaltool ingest`)"
+            )
+        if self.sources is not None and self.data.subgroups is not None:
+            raise ValueError(
+                "data.subgroups and sources: both give the subgroup panel; with sources: the subgroup rows come from "
+                "the performance tables' subgroup columns, so remove data.subgroups"
+            )
+        return self
     _positions: dict[Loc, tuple[int, int]] = PrivateAttr(default_factory=dict)
 
     @property

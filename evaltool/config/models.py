@@ -86,8 +86,8 @@ class SourceFile(ConfigModel):
 class DataSources(ConfigModel):
     """The input files and which years to use."""
 
-    panel: SourceFile
-    """School × year file (one row per school and academic year)."""
+    panel: SourceFile | None = None
+    """School × year file (one row per school and academic year); required unless the top-level sources: block names England's raw DfE/GIAS files instead."""
     subgroups: SourceFile | None = None
     """Optional school × year × pupil-subgroup file (performance-table breakdowns)."""
     pupils: SourceFile | None = None
@@ -238,7 +238,7 @@ class ConfigBase(ConfigModel):
     """Title of the evaluation, shown in the report."""
     seed: int = Field(default=20240601, ge=0, lt=2**63, strict=True)
     """Seed for every random step (bootstrap, tie-breaking, simulation); a non-negative whole number; same seed, same results."""
-    data: DataSources
+    data: DataSources = Field(default_factory=DataSources)
     """Input files."""
     columns: Columns
     """Column roles."""

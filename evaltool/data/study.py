@@ -45,6 +45,8 @@ class StudyData:
     trusts: pd.DataFrame | None = None
     files: dict[str, Path] = field(default_factory=dict)
     pupil_report: SampleReport | None = None
+    assembly: dict[str, Any] | None = None
+    """The data-assembly report of ``sources:`` (files read, URNs merged, markers, exclusions), if used."""
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"panel": self.panel.summary()}
@@ -61,6 +63,8 @@ class StudyData:
             }
         if self.trusts is not None:
             out["trusts"] = {"n_rows": int(len(self.trusts)), "columns": list(self.trusts.columns)}
+        if self.assembly is not None:
+            out["assembly"] = self.assembly
         return out
 
 
@@ -76,11 +80,16 @@ def load_study(config: Config) -> StudyData:
     files: dict[str, Path] = {}
     exclude = list(config.data.exclude_years)
 
-    panel_path = config.resolve(config.data.panel.path)
-    files["data.panel"] = panel_path
-    raw = read_source(config.data.panel, panel_path, "data.panel")
+    assembled = None
+    if config.sources is not None:
+        assembled = _assemble(config, files)
+        raw, panel_path, where = assembled.panel, None, "the school panel assembled from sources:"
+    else:
+        panel_path = config.resolve(config.data.panel.path)
+        files["data.panel"] = panel_path
+        raw = read_source(config.data.panel, panel_path, "data.panel")
+        where = f"data.panel '{panel_path.name}'"
     specs = _base_specs(config)
-    where = f"data.panel '{panel_path.name}'"
     panel = build_panel(
         raw,
         specs + [ColumnSpec("outcome", c, f"columns.outcomes[{i}]") for i, c in enumerate(cols.outcomes)]
@@ -94,11 +103,17 @@ def load_study(config: Config) -> StudyData:
         year_range=config.data.year_range,
     )
 
-    study = StudyData(panel=panel, files=files)
-    if config.data.subgroups is not None:
+    study = StudyData(panel=panel, files=files, assembly=assembled.report if assembled is not None else None)
+    if assembled is not None and _has_subgroup_outcome(assembled.subgroups, cols.outcomes) and cols.subgroup:
+        study.subgroups = _build_subgroups(config, panel, assembled.subgroups, None, "the subgroup panel assembled from sources:")
+    elif config.data.subgroups is not None:
         study.subgroups = _load_subgroups(config, panel, files)
     if config.data.pupils is not None:
-        study.pupils, study.pupil_report = _load_pupils(config, files)
+        identity = _urn_identity(assembled.panel) if assembled is not None else None
+        notes: dict[str, Any] = {}
+        study.pupils, study.pupil_report = _load_pupils(config, files, identity=identity, notes=notes)
+        if "pupil_urns" in notes and study.assembly is not None:
+            study.assembly = {**study.assembly, "pupil_urns": notes["pupil_urns"]}
     if config.data.trusts is not None:
         path = config.resolve(config.data.trusts.path)
         files["data.trusts"] = path
@@ -106,6 +121,20 @@ def load_study(config: Config) -> StudyData:
         # Checked now, so `validate` reports a bad trusts file and `run` stops before any analysis.
         validate_trusts(study.trusts, id_column=trust_id_column(config, study.trusts), where=f"data.trusts '{path.name}'")
     return study
+
+
+def _has_subgroup_outcome(subgroups: pd.DataFrame | None, outcomes: list[str]) -> bool:
+    """Whether the assembled subgroup rows hold one of the outcomes (the tables break down Attainment 8 only)."""
+    return subgroups is not None and any(c in subgroups.columns for c in outcomes)
+
+
+def _assemble(config: Config, files: dict[str, Path]):
+    """England's raw files of ``sources:`` assembled into the school (and subgroup) panel's rows."""
+    from evaltool.data.dfe import assemble_sources  # the raw-file layer is only loaded when a config uses it
+
+    assembled = assemble_sources(config.sources, config.base_dir, year_range=config.data.year_range)
+    files.update(assembled.files)
+    return assembled
 
 
 def _check_pupil_numbers(frame: pd.DataFrame, config: Config, where: str) -> None:
@@ -169,6 +198,12 @@ def _load_subgroups(config: Config, panel: SchoolPanel, files: dict[str, Path]) 
             "name the column of the subgroups file that holds the subgroup (e.g. subgroup: subgroup)."
         )
     raw = read_source(source, path, "data.subgroups")
+    return _build_subgroups(config, panel, raw, path, where)
+
+
+def _build_subgroups(config: Config, panel: SchoolPanel, raw: pd.DataFrame, path: Path | None, where: str) -> SchoolPanel:
+    """The subgroup panel from its raw rows (a file's or the assembled tables'), checked like the school panel."""
+    cols = config.columns
     outcomes = [c for c in cols.outcomes if c in raw.columns]
     if not outcomes:
         raise DataError(
@@ -215,7 +250,20 @@ def _load_subgroups(config: Config, panel: SchoolPanel, files: dict[str, Path]) 
     return sub
 
 
-def _load_pupils(config: Config, files: dict[str, Path]) -> tuple[pd.DataFrame, SampleReport]:
+def _urn_identity(panel: pd.DataFrame) -> pd.Series:
+    """Every URN of a merged chain → the school identity (its latest URN), from the assembled panel."""
+    pairs = panel[["urn", "urns"]].drop_duplicates()
+    exploded = pairs.assign(old=pairs["urns"].astype("string").str.split(";")).explode("old")
+    exploded = exploded[exploded["old"].notna() & (exploded["old"] != exploded["urn"].astype("string"))]
+    return pd.Series(exploded["urn"].astype("string").to_numpy(), index=exploded["old"].astype("string").to_numpy())
+
+
+def _load_pupils(
+    config: Config, files: dict[str, Path], *, identity: pd.Series | None = None, notes: dict[str, Any] | None = None
+) -> tuple[pd.DataFrame, SampleReport]:
+    """The pupils file, checked; with ``identity`` (URN chains merged by ``sources:``), the URN each pupil's
+    row carries (the school's URN in that exam year, as in the National Pupil Database) becomes its school's
+    identity, counted in ``notes["pupil_urns"]``."""
     cols = config.columns
     source = config.data.pupils
     path = config.resolve(source.path)
@@ -231,6 +279,15 @@ def _load_pupils(config: Config, files: dict[str, Path]) -> tuple[pd.DataFrame, 
     frame = raw.copy()
     _check_pupil_numbers(frame, config, where)
     frame["school"] = to_id(raw[cols.school])
+    remapped = None
+    if identity is not None:
+        mapped = frame["school"].map(identity)
+        hit = mapped.notna()
+        remapped = {  # URNs only: a count of pupil rows would not belong in the public assembly report
+            "urns": int(frame.loc[hit, "school"].nunique()),
+            "rule": "a pupil row's URN that is an earlier URN of a merged chain is read as the school's latest URN",
+        }
+        frame["school"] = mapped.where(hit, frame["school"]).astype("string")
     frame["year"] = to_year(raw[cols.year], column=cols.year, role="year", where=where, allow_missing=True,
                             year_range=config.data.year_range)
     if cols.school != "school":
@@ -238,6 +295,8 @@ def _load_pupils(config: Config, files: dict[str, Path]) -> tuple[pd.DataFrame, 
     if cols.year != "year":
         frame = frame.drop(columns=[cols.year])
     report = SampleReport(n_rows_in=len(frame))
+    if remapped is not None and notes is not None:
+        notes["pupil_urns"] = remapped
     for reason, mask in (("missing school id", frame["school"].isna()), ("missing year", frame["year"].isna())):
         if mask.any():
             report.exclude(reason, int(mask.sum()), unit="pupils", stage="data", detail=where)

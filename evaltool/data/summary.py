@@ -13,7 +13,7 @@ def format_summary(config: Config, study: StudyData) -> str:
     """Schools, years, cohorts, never-joined count, missingness and exclusions."""
     s = study.panel.summary()
     lines = [f"Config {config.source.name if config.source else ''}: OK ({len(config.analyses)} analyses)", ""]
-    lines.append(f"School panel: {study.files.get('data.panel', s['file'])}")
+    lines.append(f"School panel: {study.files.get('data.panel', s['file'] or 'assembled from sources:')}")
     lines.append(f"  {s['n_rows']:,} rows, {s['n_schools']:,} schools, years {s['years'][0]}–{s['years'][-1]} ({s['n_years']} years)")
     if not s["balanced"]:
         lines.append(f"  unbalanced: {s['n_schools_unbalanced']:,} schools are missing some years")
@@ -40,7 +40,7 @@ def format_summary(config: Config, study: StudyData) -> str:
     summary = study.summary()
     if "subgroups" in summary:
         sub = summary["subgroups"]
-        lines += ["", f"Subgroup panel: {study.files.get('data.subgroups', sub['file'])}", f"  {sub['n_rows']:,} rows, {sub['n_schools']:,} schools"]
+        lines += ["", f"Subgroup panel: {study.files.get('data.subgroups', sub['file'] or 'assembled from sources:')}", f"  {sub['n_rows']:,} rows, {sub['n_schools']:,} schools"]
         lines.append("  subgroups: " + ", ".join(sub["subgroups"]))
         _exclusions(lines, sub["exclusions"])
     if "pupils" in summary:
@@ -49,6 +49,8 @@ def format_summary(config: Config, study: StudyData) -> str:
         _exclusions(lines, pup["exclusions"])
     if "trusts" in summary:
         lines += ["", f"Trust attributes: {summary['trusts']['n_rows']:,} rows"]
+    if study.assembly is not None:
+        _assembly(lines, study.assembly)
     lines += ["", "Analyses: " + ", ".join(f"{a.name} ({a.method})" for a in config.analyses)]
     return "\n".join(lines)
 
@@ -61,3 +63,26 @@ def _exclusions(lines: list[str], exclusions: list[dict]) -> None:
     for e in exclusions:
         units = f" ({e['n_units']} {e['unit']})" if e.get("n_units") is not None else ""
         lines.append(f"    {e['n_rows']:,} rows{units}: {e['reason']}")
+
+
+def _assembly(lines: list[str], report: dict) -> None:
+    """The data-assembly report of ``sources:`` in a few lines."""
+    files = report.get("files") or []
+    merges = report.get("urn_merges") or {}
+    lines += ["", f"Assembled from {len(files)} raw files (sources:)"]
+    for step in report.get("steps") or []:
+        lines.append(
+            f"  {step.get('step')}: {step.get('rows_in', '?'):,} → {step.get('rows_out', '?'):,} rows"
+            if isinstance(step.get("rows_in"), int) and isinstance(step.get("rows_out"), int)
+            else f"  {step.get('step')}"
+        )
+    if merges:
+        lines.append(f"  URN chains merged: {merges.get('n_chains', 0)} ({merges.get('n_urns_merged', 0)} URNs, "
+                     f"longest {merges.get('longest_chain', 0)})")
+    totals: dict[str, int] = {}
+    for row in report.get("markers") or []:
+        totals[str(row.get("marker"))] = totals.get(str(row.get("marker")), 0) + int(row.get("count", 0) or 0)
+    if totals:
+        lines.append("  markers read as missing: " + ", ".join(f"'{m}' ×{n:,}" for m, n in sorted(totals.items())))
+    for e in report.get("exclusions") or []:
+        lines.append(f"  left out: {e.get('rows', '?')} rows ({e.get('schools', '?')} schools): {e.get('reason')}")

@@ -88,6 +88,10 @@ NOT_PERSON_COUNT = re.compile(
     r"|subgroups|event_times|analyses|folds|trims?)$",
     re.IGNORECASE,
 )
+#: Blocks of published, non-personal counts that are shown as they are: the data-assembly report of
+#: ``sources:`` counts files, table rows, marker cells and schools of England's published performance
+#: tables and GIAS (public registers), never pupils, so small-number suppression does not apply to it.
+PUBLIC_BLOCK = re.compile(r"^assembly$")
 #: Dictionaries whose values are all counts (keyed by year, column …).
 COUNT_CONTAINER = re.compile(r"^(cohorts|[a-z0-9_]+_cohorts|missing|missing_markers|[a-z0-9_]+_counts|counts)$", re.IGNORECASE)
 #: Columns that identify a row (never withheld when the row's cell is small).
@@ -212,7 +216,9 @@ class Disclosure:
         withheld = False
         for key, value in record.items():
             key = str(key)
-            if is_count_name(key) and _is_number(value):
+            if PUBLIC_BLOCK.match(key) and name == "data":
+                out[key] = value
+            elif is_count_name(key) and _is_number(value):
                 out[key] = self.count(value)
             elif small and _is_number(value) and STATISTIC_NAME.search(key) and not KEY_NAME.match(key):
                 self.n_withheld += 1

@@ -218,7 +218,7 @@ def subgroup_line(rows: list[dict], unit: str) -> str:
     text = (
         f"Largest estimated effect for {top['label'].lower()} ({fmt_num(top['estimate'], signed=True)} {unit}), "
         f"smallest for {bottom['label'].lower()} ({fmt_num(bottom['estimate'], signed=True)} {unit}); "
-        f"{len(shown)} pupil groups compared"
+        f"{len(shown)} subgroups compared"
     )
     if withheld:
         text += f", {withheld} withheld (too few pupils)"
@@ -506,7 +506,74 @@ def data_view(data: dict) -> dict:
         "cohorts": [{"year": str(k), "n": fmt_count(v)} for k, v in cohorts.items()],
         "exclusions": exclusion_rows(panel),
         "subgroups": [subgroup_words(s) for s in (data.get("subgroups") or {}).get("subgroups", [])],
+        "assembly": assembly_view(data.get("assembly")),
     }
+
+
+def assembly_view(report: Any) -> dict:
+    """The data-assembly summary of a run from ``sources:`` (files read, URNs merged, markers, exclusions).
+
+    Counts here are of files, table rows, cells and schools, all public information from published
+    tables (never pupil counts), so they are shown as they are.
+    """
+    if not isinstance(report, dict):
+        return {"known": False}
+    files = report.get("files") or []
+    markers: dict[tuple[str, str], int] = {}
+    for row in report.get("markers") or []:
+        key = (str(row.get("marker", "")), str(row.get("meaning", "")))
+        markers[key] = markers.get(key, 0) + int(row.get("count", 0) or 0)
+    merges = report.get("urn_merges") or {}
+    movers = report.get("movers") or {}
+    return {
+        "known": True,
+        "n_files": fmt_count(len(files)),
+        "files": [{"path": Path(str(f.get("path", ""))).name, "year": str(f.get("year", "")),
+                   "rows": fmt_count(f.get("rows"))} for f in files],
+        "steps": [{"step": str(s.get("step", "")), "rows_in": fmt_count(s.get("rows_in")),
+                   "rows_out": fmt_count(s.get("rows_out")), "schools_in": fmt_count(s.get("schools_in")),
+                   "schools_out": fmt_count(s.get("schools_out"))} for s in report.get("steps") or []],
+        "markers": [{"marker": m or "(empty)", "meaning": meaning, "n": fmt_count(n)}
+                    for (m, meaning), n in sorted(markers.items(), key=lambda kv: -kv[1])],
+        "n_chains": fmt_count(merges.get("n_chains")),
+        "n_urns_merged": fmt_count(merges.get("n_urns_merged")),
+        "longest_chain": fmt_count(merges.get("longest_chain")),
+        "n_branching": fmt_count(len(report.get("branching") or [])),
+        "n_cycles": fmt_count(len(report.get("cycles") or [])),
+        "movers_rule": str(movers.get("rule", "")),
+        "movers": [(k, fmt_count(_count_of(movers.get(k)))) for k in ("left", "rejoined", "moved") if k in movers],
+        "longer_baseline": fmt_count(_count_of(report.get("longer_baseline"))),
+        "pre_existing": fmt_count(_count_of(report.get("pre_existing"))),
+        "gap_years": ", ".join(str(y) for y in _gap_years(report.get("gap_years"))),
+        "exclusions": [{"reason": str(e.get("reason", "")), "rows": fmt_count(e.get("rows")),
+                        "schools": fmt_count(e.get("schools")), "detail": _detail(e.get("detail"))}
+                       for e in report.get("exclusions") or []],
+    }
+
+
+def _count_of(value: Any) -> Any:
+    """A count given as a number, a list of schools, or a mapping with ``schools``/``n``/``count``."""
+    if isinstance(value, (list, tuple)):
+        return len(value)
+    if isinstance(value, dict):
+        return next((value[k] for k in ("schools", "n", "count", "n_schools") if k in value), None)
+    return value
+
+
+def _gap_years(value: Any) -> list:
+    """The gap years, given as a list or as ``{"years": [...], ...}``."""
+    if isinstance(value, dict):
+        value = value.get("years")
+    return list(value) if isinstance(value, (list, tuple)) else []
+
+
+def _detail(value: Any) -> str:
+    """An exclusion's detail as text: ``{'Single-academy trust': 1}`` → ``Single-academy trust: 1``."""
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {v}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return str(value or "")
 
 
 def _year_span(years: list) -> str:

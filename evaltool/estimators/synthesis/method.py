@@ -72,8 +72,9 @@ class TrustEffectsOptions(AnalysisBase):
         problems += design_problems(config, self.method)
         problems += inference_problems(config, self, levels=(), few_clusters=("randomisation",))
         problems += _unclustered_problems(self, "its p-values are randomisation inference over placebo trusts")
-        if self.subgroup_gap is not None and config.data.subgroups is None:
-            problems.append((("subgroup_gap",), "subgroup_gap needs data.subgroups (the school x year x subgroup file)"))
+        if self.subgroup_gap is not None and config.data.subgroups is None and getattr(config, "sources", None) is None:
+            problems.append((("subgroup_gap",), "subgroup_gap needs data.subgroups (the school x year x subgroup file) "
+                                                "or sources: (the performance tables' subgroup columns)"))
         if self.subgroup_gap is not None and self.subgroup_gap[0] == self.subgroup_gap[1]:
             problems.append((("subgroup_gap",), "subgroup_gap needs two different subgroups"))
         return problems
