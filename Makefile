@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine with Python 3.11 and pip:
-#   make demo   set up, simulate nothing (sample data is committed), run the sample evaluation
+#   make demo   set up, simulate nothing (sample data is committed), run the sample evaluation from the
+#               DfE/GIAS-layout files (sample_data/dfe/)
 #   make test   set up and run the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -16,8 +17,8 @@ $(BIN)/evaltool: setup.cfg pyproject.toml
 setup: $(BIN)/evaltool
 
 demo: setup
-	$(BIN)/evaltool validate configs/federation_impact.yaml
-	$(BIN)/evaltool run configs/federation_impact.yaml --out results/federation_impact --overwrite
+	$(BIN)/evaltool validate configs/federation_impact_dfe.yaml
+	$(BIN)/evaltool run configs/federation_impact_dfe.yaml --out results/federation_impact_dfe --overwrite
 
 test: setup
 	$(BIN)/python -m pytest -q

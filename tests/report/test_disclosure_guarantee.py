@@ -13,14 +13,19 @@ import pytest
 
 from evaltool.config import load_config
 from evaltool.data.simulate import SimulationSettings, simulate, write_simulation
+from evaltool.data.simulate_dfe import write_dfe_layout
 from evaltool.pipeline import execute
 from evaltool.report.disclosure import SUPPRESSED, is_count_name
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 THRESHOLD = 10
-#: Parts of results.json that are not about people: the disclosure record itself and the config echo.
-NOT_PEOPLE = {"disclosure", "format", "seed"}
+#: Parts of results.json that are not about people: the disclosure record itself and the config echo; and
+#: ``data.assembly``, the counts of published performance-table rows and GIAS register entries of sources:
+#: (public, never pupils: evaltool.report.disclosure.PUBLIC_BLOCK), shown unsuppressed in its own report section.
+NOT_PEOPLE = {"disclosure", "format", "seed", "assembly"}
+ASSEMBLY_MD = re.compile(r"^### Data assembly.*?(?=^#)", re.S | re.M)
+ASSEMBLY_HTML = re.compile(r'<div id="data-assembly".*?</div>', re.S)
 #: Parts of manifest.json about the software and machine, not the data.
 MANIFEST_MACHINE = {"packages", "platform", "timings_seconds"}
 #: The scanner's own rules (written independently of the suppression's): a whole number, then at most five
@@ -125,12 +130,12 @@ def scan_folder(folder: Path) -> list[str]:
     leaks = csv_leaks(folder / "results.csv")
     payload = json.loads((folder / "results.json").read_text(encoding="utf-8"))
     leaks += json_leaks(payload, "results.json")
-    markdown = (folder / "report.md").read_text(encoding="utf-8")
+    markdown = ASSEMBLY_MD.sub("", (folder / "report.md").read_text(encoding="utf-8"))
     prose = [line for line in markdown.splitlines() if not line.startswith("|")]  # tables: checked by column below
     leaks += [leak for line in prose for leak in text_leaks(line, "report.md")]
     leaks += markdown_table_leaks(markdown, "report.md")
     page = (folder / "report.html").read_text(encoding="utf-8")
-    page = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.S)
+    page = ASSEMBLY_HTML.sub(" ", re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.S))
     page = re.sub(r"data:image/[^\"']+", " ", page)
     # Each element's text on its own line: table cells side by side are not one sentence.
     for line in html.unescape(re.sub(r"<[^>]+>", "\n", page)).splitlines():
@@ -198,6 +203,7 @@ def small_cell_data(tmp_path_factory) -> Path:
     cells = data.subgroups["n_pupils"]
     assert ((cells >= 3) & (cells <= 9)).sum() > 1000  # the premise: many cells of 3–9 pupils
     write_simulation(data, root / "sample_data")
+    write_dfe_layout(data, root / "sample_data", seed=5)  # for configs/federation_impact_dfe.yaml
     return root
 
 
