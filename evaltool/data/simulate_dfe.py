@@ -271,7 +271,6 @@ def _draw_urn_chains(
     chains.loc[lone, "date1"] = early_date[lone].to_numpy()
     chains.loc[lone, "sat_from"] = early_date[lone].to_numpy()
     chains["n_urns"] = 1 + chains["change1"].notna().astype(int) + chains["change2"].notna().astype(int)
-    chains["converted_at_join"] = at_join
     return chains
 
 
@@ -433,7 +432,7 @@ def _establishments(
         "CloseDate": _fmt(frame["close"]).to_numpy(),
         "FederationFlag (name)": "Not applicable",
     })
-    taken = np.concatenate([out["URN"].astype("int64").to_numpy()])
+    taken = out["URN"].astype("int64").to_numpy()
     n_trusts = len(trusts)
     n_primary = primaries_per_trust * n_trusts
     fresh = _new_urns(taken, n_primary + extra, rng)
