@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from evaltool import __version__
+from evaltool._version import __version__
 from evaltool.errors import EvaltoolError, EvaltoolWarning
 
 
@@ -84,11 +84,13 @@ def main(debug: bool) -> None:
 @_guard
 def run(config: Path, out: Path | None, overwrite: bool | None) -> None:
     """Run every analysis in CONFIG and write results to the output folder."""
+    from evaltool.api import run as run_config
     from evaltool.config import load_config
-    from evaltool.pipeline import execute
 
     cfg = load_config(config)
-    result, folder = execute(cfg, out, overwrite=overwrite)
+    out = out if out is not None else cfg.resolve(cfg.output.folder)
+    result = run_config(cfg, out=out, overwrite=overwrite)
+    folder = result.folder
     for analysis in result.analyses:
         click.echo(analysis.summary())
     click.echo(f"\nResults written to {folder}; report: {folder / 'report.html'}")

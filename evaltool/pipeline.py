@@ -134,28 +134,41 @@ def run_analyses(config: Config, study: StudyData | None = None) -> RunResult:
     return RunResult(config=config, study=study, analyses=results, started_at=started, timings=timings)
 
 
-def _run_one(config: Config, study: StudyData, spec: AnalysisBase, outcome: str) -> AnalysisResult:
-    """Run one analysis; any failure inside it becomes a recorded failed analysis, never the end of the run."""
+def run_analysis(config: Config, study: StudyData, spec: AnalysisBase, outcome: str | None = None) -> AnalysisResult:
+    """Run one analysis of ``config`` on ``study`` and return its result (the Python API's path).
+
+    Raises
+    ------
+    EvaltoolError
+        ``ConfigError``/``DataError`` for what the user must change, ``EstimationError`` for an estimation
+        that cannot be done, also for a numerical failure the estimator did not foresee (a singular matrix in
+        one cell, an overflow …), chained to the numpy error.
+    """
+    outcome = outcome if outcome is not None else config.analysis_outcomes(spec)
     method = get_method(spec.method)
     context = AnalysisContext(study=study, spec=spec, outcome=outcome, rng=analysis_rng(config.seed, spec.name), config=config)
     try:
         result = post_process(method, context, method.run(context))
-    except (EstimationError, DataError, ConfigError) as exc:
-        return _failed(spec, outcome, str(exc), exc.exit_code)
     except (np.linalg.LinAlgError, ArithmeticError) as exc:
-        # A numerical failure the estimator did not foresee (a singular matrix in one cell, an overflow …).
-        return _failed(
-            spec, outcome,
+        raise EstimationError(
             f"numerical failure ({type(exc).__name__}: {exc}). Often a covariate that is constant or collinear in "
-            "part of the sample; remove covariates from this analysis or rerun with --debug for details.",
-            1, exc,
-        )
+            "part of the sample; remove covariates from this analysis or rerun with --debug for details."
+        ) from exc
+    result.sample.extend(study.panel.report)
+    return result
+
+
+def _run_one(config: Config, study: StudyData, spec: AnalysisBase, outcome: str) -> AnalysisResult:
+    """Run one analysis; any failure inside it becomes a recorded failed analysis, never the end of the run."""
+    try:
+        return run_analysis(config, study, spec, outcome)
+    except (EstimationError, DataError, ConfigError) as exc:
+        numerical = exc.__cause__ if isinstance(exc.__cause__, (np.linalg.LinAlgError, ArithmeticError)) else None
+        return _failed(spec, outcome, str(exc), exc.exit_code, numerical)
     except MemoryError as exc:
         return _failed(spec, outcome, "out of memory; use fewer bootstrap draws, permutations or a smaller sample.", 1, exc)
     except Exception as exc:  # a bug in evaltool must not take the other analyses down with it
         return _failed(spec, outcome, f"internal error ({type(exc).__name__}: {exc}); please report it.", 1, exc)
-    result.sample.extend(study.panel.report)
-    return result
 
 
 def _failed(spec: AnalysisBase, outcome: str, message: str, code: int, exc: BaseException | None = None) -> AnalysisResult:

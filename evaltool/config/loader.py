@@ -89,6 +89,7 @@ class Config(ConfigBase):
             )
         return self
     _positions: dict[Loc, tuple[int, int]] = PrivateAttr(default_factory=dict)
+    _namer: typing.Callable[[Loc], str] | None = PrivateAttr(default=None)
 
     @property
     def source(self) -> Path | None:
@@ -106,7 +107,10 @@ class Config(ConfigBase):
         return path if path.is_absolute() else (self.base_dir / path).resolve()
 
     def where(self, loc: Loc) -> str:
-        """``"key.path (file.yaml:L:C)"`` for messages about a config key."""
+        """``"key.path (file.yaml:L:C)"`` for messages about a config key (the argument's name when the config
+        was built by the Python API, see :func:`config_from_dict`)."""
+        if self._namer is not None:
+            return self._namer(tuple(loc))
         return describe_key(loc, self._source, self._positions)
 
     def analysis_outcomes(self, analysis: AnalysisBase) -> str:
@@ -174,6 +178,39 @@ def parse_config(text: str, source: Path | None = None) -> Config:
     problems = _cross_check(config)
     if problems:
         raise ConfigError(_problem_list(source, problems))
+    return config
+
+
+def config_from_dict(
+    data: dict[str, Any], *, namer: typing.Callable[[Loc], str], base_dir: Path | None = None
+) -> Config:
+    """Validate a config built in code (the Python API) with the same checks as a YAML file.
+
+    Parameters
+    ----------
+    data
+        The config as plain Python values (the YAML's mapping).
+    namer
+        Names a key path in messages (``('columns', 'school')`` → ``"unit"``): the API's argument names.
+    base_dir
+        Folder relative paths are resolved against (default: the working directory).
+
+    Raises
+    ------
+    ConfigError
+        With every problem found, each naming its argument.
+    """
+    model = config_model()
+    try:
+        config = model.model_validate(data)
+    except ValidationError as exc:
+        problems = [_describe_error(err, data, model, None, {}, namer=namer) for err in exc.errors()]
+        raise ConfigError(_problem_list(None, problems, head="The arguments have")) from None
+    config._source = (base_dir / "<api>").resolve() if base_dir is not None else None
+    config._namer = namer
+    problems = _cross_check(config)
+    if problems:
+        raise ConfigError(_problem_list(None, problems, head="The arguments have"))
     return config
 
 
@@ -412,8 +449,9 @@ def describe_key(loc: Loc, source: Path | None, positions: dict[Loc, tuple[int, 
     return f"{format_loc(loc)} ({where})"
 
 
-def _problem_list(source: Path | None, problems: list[str]) -> str:
-    head = f"The config {_name(source)} has {len(problems)} problem{'s' if len(problems) != 1 else ''}:"
+def _problem_list(source: Path | None, problems: list[str], head: str | None = None) -> str:
+    head = head or f"The config {_name(source)} has"
+    head = f"{head} {len(problems)} problem{'s' if len(problems) != 1 else ''}:"
     return "\n".join([head, *(f"  - {p}" for p in problems)])
 
 
@@ -422,35 +460,42 @@ def _did_you_mean(word: str, options: typing.Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _describe_error(err: dict, data: Any, model: type[BaseModel], source: Path | None, positions: dict) -> str:
+def _describe_error(
+    err: dict, data: Any, model: type[BaseModel], source: Path | None, positions: dict,
+    namer: typing.Callable[[Loc], str] | None = None,
+) -> str:
     loc, fields_here = _clean_loc(tuple(err["loc"]), data, model)
+
+    def where(at: Loc) -> str:  # the argument's name (Python API) or the key with its YAML position
+        return namer(tuple(at)) if namer is not None else describe_key(at, source, positions)
+
     kind = err["type"]
     got = err.get("input")
     if kind == "extra_forbidden":
         key = loc[-1]
         hint = _did_you_mean(str(key), fields_here or [])
         allowed = f" Allowed keys here: {', '.join(sorted(fields_here))}." if fields_here else ""
-        return f"{describe_key(loc, source, positions)}: unknown key '{key}'{hint}.{allowed}"
+        return f"{where(loc)}: unknown key '{key}'{hint}.{allowed}"
     if kind == "literal_error" and loc[-1:] == ("method",) and loc[:1] == ("analyses",):
         kind, err = "union_tag_invalid", {**err, "ctx": {"tag": got}}
     if kind == "missing" and loc and isinstance(loc[-1], int):  # a fixed-length list such as [first, last]
-        return f"{describe_key(loc[:-1], source, positions)}: value {loc[-1] + 1} of the list is missing."
+        return f"{where(loc[:-1])}: value {loc[-1] + 1} of the list is missing."
     if kind == "missing":
-        return f"{describe_key(loc, source, positions)}: required key is missing."
+        return f"{where(loc)}: required key is missing."
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         methods = [m.name for m in all_methods()]
         if kind == "union_tag_not_found":
-            return f"{describe_key(loc, source, positions)}: each analysis needs a 'method' key; one of {', '.join(methods)}."
+            return f"{where(loc)}: each analysis needs a 'method' key; one of {', '.join(methods)}."
         tag = err.get("ctx", {}).get("tag")
         return (
-            f"{describe_key((*loc, 'method'), source, positions)}: unknown method '{tag}'"
+            f"{where((*loc, 'method'))}: unknown method '{tag}'"
             f"{_did_you_mean(str(tag), methods)}; available methods: {', '.join(methods)}."
         )
     message = err["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
     shown = "" if isinstance(got, (dict, list)) else f"; got {_short(got)}"
-    return f"{describe_key(loc, source, positions)}: {message}{shown}."
+    return f"{where(loc)}: {message}{shown}."
 
 
 def _clean_loc(loc: Loc, data: Any, model: type[BaseModel]) -> tuple[Loc, list[str] | None]:

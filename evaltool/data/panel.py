@@ -135,11 +135,14 @@ def check_columns(frame: pd.DataFrame, specs: list[ColumnSpec], where: str, loca
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         lines.append(f"  - '{spec.column}' ({spec.role}), mapped by {locate(spec.key)}{hint}")
     shown = ", ".join(str(c) for c in list(frame.columns)[:25])
+    in_memory = where.startswith("the data frame")  # the Python API (see evaltool.data.study.load_study)
+    fix = ("Pass the names of its columns in the arguments." if in_memory
+           else "Change the column names under 'columns:' in the config to match the file.")
     raise DataError(
         f"{where} is missing {len(missing)} mapped column{'s' if len(missing) != 1 else ''}:\n"
         + "\n".join(lines)
-        + f"\nThe file has columns: {shown}{' …' if frame.shape[1] > 25 else ''}. "
-        "Change the column names under 'columns:' in the config to match the file."
+        + f"\nThe {'data frame' if in_memory else 'file'} has columns: {shown}{' …' if frame.shape[1] > 25 else ''}. "
+        + fix
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,9 @@ class StudyData:
     pupil_report: SampleReport | None = None
     assembly: dict[str, Any] | None = None
     """The data-assembly report of ``sources:`` (files read, URNs merged, markers, exclusions), if used."""
+    inline: dict[str, pd.DataFrame] = field(default_factory=dict)
+    """Tables an analysis would read from its own file option, given in memory by the Python API instead
+    (``effects_file`` of a meta-analysis), by option name."""
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"panel": self.panel.summary()}
@@ -68,8 +72,21 @@ class StudyData:
         return out
 
 
-def load_study(config: Config) -> StudyData:
+#: The Python API's argument that carries each ``data:`` source given in memory (see :func:`load_study`).
+FRAME_ARGUMENTS: dict[str, str] = {"panel": "data", "subgroups": "subgroups", "pupils": "pupils", "trusts": "trusts"}
+
+
+def load_study(config: Config, frames: Mapping[str, pd.DataFrame] | None = None) -> StudyData:
     """Read and validate every data source of ``config``.
+
+    Parameters
+    ----------
+    config
+        The validated config.
+    frames
+        Data given in memory instead of files (the Python API), by ``data:`` key (``panel``, ``subgroups``,
+        ``pupils``, ``trusts``); a key given here is not read from its file, and is checked exactly as a file
+        would be (the caller's frame is not changed).  Messages then name the API argument (``data``, ``pupils``…).
 
     Raises
     ------
@@ -85,10 +102,7 @@ def load_study(config: Config) -> StudyData:
         assembled = _assemble(config, files)
         raw, panel_path, where = assembled.panel, None, "the school panel assembled from sources:"
     else:
-        panel_path = config.resolve(config.data.panel.path)
-        files["data.panel"] = panel_path
-        raw = read_source(config.data.panel, panel_path, "data.panel")
-        where = f"data.panel '{panel_path.name}'"
+        raw, panel_path, where = _read(config, "panel", files, frames)
     specs = _base_specs(config)
     panel = build_panel(
         raw,
@@ -107,20 +121,42 @@ def load_study(config: Config) -> StudyData:
     if assembled is not None and _has_subgroup_outcome(assembled.subgroups, cols.outcomes) and cols.subgroup:
         study.subgroups = _build_subgroups(config, panel, assembled.subgroups, None, "the subgroup panel assembled from sources:")
     elif config.data.subgroups is not None:
-        study.subgroups = _load_subgroups(config, panel, files)
+        study.subgroups = _load_subgroups(config, panel, files, frames)
     if config.data.pupils is not None:
         identity = _urn_identity(assembled.panel) if assembled is not None else None
         notes: dict[str, Any] = {}
-        study.pupils, study.pupil_report = _load_pupils(config, files, identity=identity, notes=notes)
+        study.pupils, study.pupil_report = _load_pupils(config, files, frames, identity=identity, notes=notes)
         if "pupil_urns" in notes and study.assembly is not None:
             study.assembly = {**study.assembly, "pupil_urns": notes["pupil_urns"]}
     if config.data.trusts is not None:
-        path = config.resolve(config.data.trusts.path)
-        files["data.trusts"] = path
-        study.trusts = read_source(config.data.trusts, path, "data.trusts")
+        study.trusts, _, where = _read(config, "trusts", files, frames)
         # Checked now, so `validate` reports a bad trusts file and `run` stops before any analysis.
-        validate_trusts(study.trusts, id_column=trust_id_column(config, study.trusts), where=f"data.trusts '{path.name}'")
+        validate_trusts(study.trusts, id_column=trust_id_column(config, study.trusts), where=where)
     return study
+
+
+def _read(
+    config: Config, name: str, files: dict[str, Path], frames: Mapping[str, pd.DataFrame] | None
+) -> tuple[pd.DataFrame, Path | None, str]:
+    """The raw rows of ``data.<name>``: the in-memory frame if given, else the file (recorded in ``files``).
+
+    Returns the rows, the file's path (``None`` for a frame) and how messages name the source.
+    """
+    if frames is not None and name in frames:
+        frame = frames[name]
+        argument = FRAME_ARGUMENTS[name]
+        if not isinstance(frame, pd.DataFrame):
+            raise DataError(f"{argument} must be a pandas DataFrame; got {type(frame).__name__}.")
+        if frame.empty:
+            raise DataError(f"{argument} has no rows.")
+        raw = frame.copy()
+        raw.columns = [str(c).strip() for c in raw.columns]
+        return raw, None, f"the data frame passed as {argument}"
+    key = f"data.{name}"
+    source = getattr(config.data, name)
+    path = config.resolve(source.path)
+    files[key] = path
+    return read_source(source, path, key), path, f"{key} '{path.name}'"
 
 
 def _has_subgroup_outcome(subgroups: pd.DataFrame | None, outcomes: list[str]) -> bool:
@@ -186,18 +222,16 @@ def _base_specs(config: Config) -> list[ColumnSpec]:
     return specs
 
 
-def _load_subgroups(config: Config, panel: SchoolPanel, files: dict[str, Path]) -> SchoolPanel:
+def _load_subgroups(
+    config: Config, panel: SchoolPanel, files: dict[str, Path], frames: Mapping[str, pd.DataFrame] | None = None
+) -> SchoolPanel:
     cols = config.columns
-    source = config.data.subgroups
-    path = config.resolve(source.path)
-    files["data.subgroups"] = path
-    where = f"data.subgroups '{path.name}'"
     if not cols.subgroup:
         raise DataError(
             f"data.subgroups is given but columns.subgroup is not set ({config.where(('columns',))}); "
             "name the column of the subgroups file that holds the subgroup (e.g. subgroup: subgroup)."
         )
-    raw = read_source(source, path, "data.subgroups")
+    raw, path, where = _read(config, "subgroups", files, frames)
     return _build_subgroups(config, panel, raw, path, where)
 
 
@@ -259,17 +293,14 @@ def _urn_identity(panel: pd.DataFrame) -> pd.Series:
 
 
 def _load_pupils(
-    config: Config, files: dict[str, Path], *, identity: pd.Series | None = None, notes: dict[str, Any] | None = None
+    config: Config, files: dict[str, Path], frames: Mapping[str, pd.DataFrame] | None = None, *,
+    identity: pd.Series | None = None, notes: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, SampleReport]:
     """The pupils file, checked; with ``identity`` (URN chains merged by ``sources:``), the URN each pupil's
     row carries (the school's URN in that exam year, as in the National Pupil Database) becomes its school's
     identity, counted in ``notes["pupil_urns"]``."""
     cols = config.columns
-    source = config.data.pupils
-    path = config.resolve(source.path)
-    files["data.pupils"] = path
-    where = f"data.pupils '{path.name}'"
-    raw = read_source(source, path, "data.pupils")
+    raw, _, where = _read(config, "pupils", files, frames)
     check_columns(
         raw,
         [ColumnSpec("school", cols.school, "columns.school"), ColumnSpec("year", cols.year, "columns.year")],

@@ -23,7 +23,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from evaltool import __version__
+from evaltool._version import __version__
 from evaltool.errors import DataError
 from evaltool.report.disclosure import DEFAULT_THRESHOLD, Disclosure
 from evaltool.report.view import build_view

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -13,6 +13,7 @@ from evaltool.report.disclosure import DEFAULT_THRESHOLD, withhold_small_groups
 
 if TYPE_CHECKING:
     from evaltool.pipeline import RunResult
+    from evaltool.results import AnalysisResult
 
 #: No dates or software versions in files, so reruns give identical bytes.
 PNG_METADATA = {"Software": None}
@@ -37,6 +38,21 @@ def save_figure(fig, folder: Path, stem: str) -> list[Path]:
     return [png, svg]
 
 
+def analysis_figures(result: AnalysisResult, threshold: int = DEFAULT_THRESHOLD) -> dict[str, Any]:
+    """The figures of one successful analysis, by name, drawn from its disclosure-controlled result.
+
+    Groups of fewer than ``threshold`` pupils are not drawn (:func:`~evaltool.report.disclosure.withhold_small_groups`).
+    """
+    method = get_method(result.method)
+    result = withhold_small_groups(result, threshold)
+    figures = dict(method.figures(result)) if method.figures is not None else {}
+    if result.diagnostics.get("subgroups") is not None:
+        from evaltool.report.plots_subgroups import forest_figure
+
+        figures["subgroups_forest"] = forest_figure(result)
+    return figures
+
+
 def save_figures(run: RunResult, folder: Path, threshold: int = DEFAULT_THRESHOLD) -> dict[str, list[str]]:
     """Render the figures of every successful analysis; returns file names per analysis.
 
@@ -47,16 +63,9 @@ def save_figures(run: RunResult, folder: Path, threshold: int = DEFAULT_THRESHOL
     """
     written: dict[str, list[str]] = {}
     for result in run.analyses:
-        method = get_method(result.method)
         if result.status != "ok":
             continue
-        result = withhold_small_groups(result, threshold)
-        figures = dict(method.figures(result)) if method.figures is not None else {}
-        if result.diagnostics.get("subgroups") is not None:
-            from evaltool.report.plots_subgroups import forest_figure
-
-            figures["subgroups_forest"] = forest_figure(result)
-        for name, fig in figures.items():
+        for name, fig in analysis_figures(result, threshold).items():
             paths = save_figure(fig, folder, f"{result.analysis}_{name}")
             written.setdefault(result.analysis, []).extend(p.name for p in paths)
     return written

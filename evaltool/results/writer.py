@@ -39,7 +39,7 @@ except ImportError:  # pragma: no cover - Windows
 
 import pandas as pd
 
-from evaltool import __version__
+from evaltool._version import __version__
 from evaltool.errors import OutputError
 from evaltool.results.estimate import to_jsonable
 

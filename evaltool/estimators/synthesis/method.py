@@ -256,13 +256,19 @@ def _studies_from_source(context: AnalysisContext, spec: MetaAnalysisOptions
 def _studies_from_file(context: AnalysisContext, spec: MetaAnalysisOptions, sample: SampleReport) -> pd.DataFrame:
     from evaltool.data.io import read_source
 
-    key = f"analyses.{spec.name}.effects_file"
-    path = context.config.resolve(spec.effects_file.path)
-    raw = read_source(spec.effects_file, path, key)
+    if "effects_file" in context.study.inline:  # the Python API's data frame
+        key = "the data frame passed as effects"
+        raw = context.study.inline["effects_file"].copy()
+        where = key
+    else:
+        key = f"analyses.{spec.name}.effects_file"
+        path = context.config.resolve(spec.effects_file.path)
+        raw = read_source(spec.effects_file, path, key)
+        where = f"{key} '{path.name}'"
     needed = [spec.study_column, spec.estimate_column, spec.std_error_column, *spec.moderators]
     missing = [c for c in needed if c not in raw.columns]
     if missing:
-        raise DataError(f"{key} '{path.name}' has no column(s) {missing}; columns are {list(raw.columns)}.")
+        raise DataError(f"{where} has no column(s) {missing}; columns are {list(raw.columns)}.")
     studies = raw.rename(columns={spec.study_column: "study", spec.estimate_column: "estimate",
                                   spec.std_error_column: "std_error"})
     studies["study"] = studies["study"].astype(str)
