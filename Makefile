@@ -2,11 +2,12 @@
 #   make demo   set up, simulate nothing (sample data is committed), run the sample evaluation from the
 #               DfE/GIAS-layout files (sample_data/dfe/)
 #   make test   set up and run the whole test suite
+#   make docs   set up and build the documentation site into site/ (mkdocs build --strict: warnings fail)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint docs clean
 
 $(BIN)/evaltool: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +25,10 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 lint: setup
-	$(BIN)/ruff check evaltool tests benchmarks
+	$(BIN)/ruff check evaltool tests benchmarks docs
+
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 clean:
-	rm -rf $(VENV) results .pytest_cache
+	rm -rf $(VENV) results site .pytest_cache
