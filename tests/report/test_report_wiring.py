@@ -136,7 +136,6 @@ def unconverged_out(tmp_path_factory) -> Path:
         return _run(root, analyses, allow_failed={"ipw"})
 
 
-@pytest.mark.filterwarnings("ignore::statsmodels.tools.sm_exceptions.ConvergenceWarning")
 def test_a_fit_that_does_not_converge_shows_the_did_not_converge_section(unconverged_out):
     analysis = next(a for a in _payload(unconverged_out)["analyses"] if a["analysis"] == "psm")
     assert analysis["diagnostics"]["convergence"]["converged"] is False
