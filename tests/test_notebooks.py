@@ -83,7 +83,7 @@ def test_notebook_is_stored_without_outputs(path: Path | None) -> None:
     )
 
 
-# Not marked slow: 00_smoke takes about 10 s (mark it slow if the notebooks come to take over 30 s).
+# Not marked slow: each notebook takes 10-25 s (mark them slow if one comes to take over 60 s).
 @pytest.mark.parametrize("path", _params())
 def test_notebook_executes_without_errors(path: Path | None, kernel_env: Path) -> None:
     path = _skip_if_none(path)
