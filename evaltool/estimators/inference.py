@@ -202,7 +202,8 @@ def school_cluster_labels(frame: pd.DataFrame, level: str, *, key: str = "infere
             "one cluster"
         )
     if own:
-        notes.append(f"{own} schools without a {level.replace('_', ' ')} are each their own cluster")
+        notes.append(f"each school without a {level.replace('_', ' ')} is its own cluster ({own} such schools in the "
+                     "data; the analysed sample's count of clusters is on each estimate)")
     return ClusterLabels(
         level=level,
         labels=labels,
