@@ -388,7 +388,8 @@ def did_staggered(
 def psm(
     data: pd.DataFrame, *, outcome: str, covariates: Sequence[str], unit: str = "urn", time: str = "year",
     cohort: str = "join_year", trust: str | None = None,
-    pupils: pd.DataFrame | None = None, seed: int = DEFAULT_SEED, **options: Any,
+    pupils: pd.DataFrame | None = None, control: str | None = None,
+    seed: int = DEFAULT_SEED, **options: Any,
 ) -> AnalysisResult:
     """Propensity-score matching of joining schools to similar schools in their baseline year (``method: psm``).
 
@@ -404,6 +405,8 @@ def psm(
         Columns of the propensity model, measured in each joining school's baseline year.
     unit, time, cohort, trust
         As in :func:`did_staggered`.
+    control
+        Comparison schools: ``"never_treated"`` (default) or ``"not_yet_treated"``.
     seed
         Seed of tie-breaking and any resampling.
     **options
@@ -415,13 +418,14 @@ def psm(
         With the balance table in ``diagnostics["balance"]``.
     """
     return _fit("psm", data, outcome=outcome, unit=unit, time=time, cohort=cohort, trust=trust,
-                covariates=covariates, seed=seed, frames={"pupils": pupils}, options=options)
+                covariates=covariates, control=control, seed=seed, frames={"pupils": pupils}, options=options)
 
 
 def ipw(
     data: pd.DataFrame, *, outcome: str, covariates: Sequence[str], unit: str = "urn", time: str = "year",
     cohort: str = "join_year", trust: str | None = None,
-    pupils: pd.DataFrame | None = None, seed: int = DEFAULT_SEED, **options: Any,
+    pupils: pd.DataFrame | None = None, control: str | None = None,
+    seed: int = DEFAULT_SEED, **options: Any,
 ) -> AnalysisResult:
     """Inverse-probability weighting with the same propensity model as :func:`psm` (``method: ipw``).
 
@@ -430,7 +434,7 @@ def ipw(
     AnalysisResult
     """
     return _fit("ipw", data, outcome=outcome, unit=unit, time=time, cohort=cohort, trust=trust,
-                covariates=covariates, seed=seed, frames={"pupils": pupils}, options=options)
+                covariates=covariates, control=control, seed=seed, frames={"pupils": pupils}, options=options)
 
 
 def multilevel(
@@ -473,7 +477,8 @@ def multilevel(
 def trust_effects(
     data: pd.DataFrame, *, outcome: str, trust: str, unit: str = "urn", time: str = "year",
     cohort: str = "join_year", trusts: pd.DataFrame | None = None,
-    pupils: pd.DataFrame | None = None, seed: int = DEFAULT_SEED, **options: Any,
+    pupils: pd.DataFrame | None = None, control: str | None = None,
+    seed: int = DEFAULT_SEED, **options: Any,
 ) -> AnalysisResult:
     """One DiD estimate per trust, with randomisation inference (``method: trust_effects``).
 
@@ -485,6 +490,8 @@ def trust_effects(
         Columns (``trust`` is required: it defines the trusts).
     trusts
         Optional trust attributes (one row per trust), e.g. for :func:`meta_analysis` moderators.
+    control
+        Comparison schools: ``"never_treated"`` (default) or ``"not_yet_treated"``.
     seed
         Seed of the placebo trusts drawn for each p-value.
     **options
@@ -495,7 +502,7 @@ def trust_effects(
     AnalysisResult
     """
     return _fit("trust_effects", data, outcome=outcome, unit=unit, time=time, cohort=cohort, trust=trust,
-                seed=seed, frames={"pupils": pupils, "trusts": trusts}, options=options)
+                control=control, seed=seed, frames={"pupils": pupils, "trusts": trusts}, options=options)
 
 
 def meta_analysis(

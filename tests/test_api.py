@@ -137,6 +137,10 @@ def test_control_takes_r_did_names(sim):
     pd.testing.assert_frame_equal(ours.tidy(), theirs.tidy())
     never = evaltool.did_staggered(sim.panel, control="never_treated", **common)
     assert never.estimates[0].estimate != ours.estimates[0].estimate
+    for function, options in ((evaltool.trust_effects, {"n_permutations": 99}), (evaltool.psm, {"covariates": COVARIATES})):
+        a = function(sim.panel, outcome="attainment8", trust="trust_id", control="not_yet_treated", **options)
+        b = function(sim.panel, outcome="attainment8", trust="trust_id", comparison="not_yet_joined", **options)
+        pd.testing.assert_frame_equal(a.tidy(), b.tidy())
 
 
 def test_the_callers_frames_are_not_changed(sim):
