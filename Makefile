@@ -25,6 +25,7 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check evaltool tests benchmarks
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) results .pytest_cache
