@@ -26,6 +26,7 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check evaltool tests benchmarks docs
+	$(BIN)/lint-imports
 
 docs: setup
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site

@@ -111,7 +111,7 @@ def peak_rss_gb() -> float:
 
 def run_evaltool(data: pd.DataFrame, draws: int, weights: str, repeats: int) -> tuple[list[float], pd.DataFrame, float]:
     """Time ``repeats`` fits (the first includes one-off costs: thread start-up, first touch of memory)."""
-    from evaltool.estimators.did.did_staggered import DidStaggeredOptions, fit_did_staggered
+    from evaltool.estimators.did.method_staggered import DidStaggeredOptions, fit_did_staggered
 
     frame = data.rename(columns={"id": "school", "g": "join_year"})
     frame["join_year"] = frame["join_year"].replace(0, np.nan)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from evaltool.data.simulate import SimulationSettings, simulate
 from evaltool.diagnostics.pretrends import staggered_pretrend_test
-from evaltool.estimators.did.staggered import att_gt
+from evaltool.estimators.did.engine.att_gt import att_gt
 
 
 def main(n_schools: int = 600, first: int = 1000, n_seeds: int = 100, slope: float = 0.0,

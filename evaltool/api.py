@@ -26,14 +26,15 @@ from typing import Any
 import pandas as pd
 
 from evaltool.config import Config
-from evaltool.config.loader import config_from_dict, format_loc, load_config
+from evaltool.config.loader import config_from_dict, load_config
+from evaltool.config.root import format_loc
 from evaltool.data import SchoolPanel, StudyData, load_study
 from evaltool.data.study import FRAME_ARGUMENTS
 from evaltool.errors import ConfigError, DataError, EstimationError
 from evaltool.estimators.registry import get_method
-from evaltool.pipeline import RunResult as _RunResult
 from evaltool.pipeline import check_requirements, execute, run_analyses, run_analysis
 from evaltool.results import AnalysisResult as _AnalysisResult
+from evaltool.results.run import RunResult as _RunResult
 
 __all__ = [
     "AnalysisResult",

@@ -8,93 +8,25 @@ from __future__ import annotations
 
 import time
 import traceback
-import zlib
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
-from pydantic import BaseModel
 
 from evaltool.config import AnalysisBase, Config
-from evaltool.config.models import SourceFile
-from evaltool.data import SchoolPanel, StudyData, load_study
+from evaltool.config.paths import input_paths
+from evaltool.data import StudyData, load_study
 from evaltool.errors import ConfigError, DataError, EstimationError
+from evaltool.estimators.context import AnalysisContext, analysis_rng
 from evaltool.estimators.heterogeneity import post_process
 from evaltool.estimators.registry import get_method
-from evaltool.results import TIDY_COLUMNS, AnalysisResult
+from evaltool.results import AnalysisResult
+from evaltool.results.run import RunResult
 
-
-@dataclass(frozen=True)
-class AnalysisContext:
-    """What a method's ``run`` receives.
-
-    Attributes
-    ----------
-    study
-        All loaded data.
-    spec
-        The analysis block of the config (the method's options model).
-    outcome
-        The outcome column to analyse.
-    rng
-        Random generator for this analysis, derived from the config seed and
-        the analysis name (adding an analysis does not change the others).
-    config
-        The whole config (for column roles and paths).
-    """
-
-    study: StudyData
-    spec: AnalysisBase
-    outcome: str
-    rng: np.random.Generator
-    config: Config
-
-    @property
-    def panel(self) -> SchoolPanel:
-        return self.study.panel
-
-
-@dataclass
-class RunResult:
-    """The results of every analysis of one config."""
-
-    config: Config
-    study: StudyData
-    analyses: list[AnalysisResult]
-    started_at: str
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def tidy(self) -> pd.DataFrame:
-        """All estimates, one row each (the content of ``results.csv``)."""
-        frames = [a.tidy() for a in self.analyses if a.estimates]
-        if not frames:
-            return pd.DataFrame(columns=list(TIDY_COLUMNS))
-        return pd.concat(frames, ignore_index=True)
-
-    @property
-    def failed(self) -> list[AnalysisResult]:
-        return [a for a in self.analyses if a.status != "ok"]
-
-    @property
-    def exit_code(self) -> int:
-        """0 if every analysis ran; otherwise the worst failure's code."""
-        return max((a.diagnostics.get("exit_code", 1) for a in self.failed), default=0)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "title": self.config.title,
-            "seed": self.config.seed,
-            "data": self.study.summary(),
-            "analyses": [a.to_dict() for a in self.analyses],
-        }
-
-
-def analysis_rng(seed: int, name: str) -> np.random.Generator:
-    """Generator for one analysis: stable across runs and across added analyses."""
-    return np.random.default_rng([seed, zlib.crc32(name.encode("utf-8"))])
+#: AnalysisContext, analysis_rng and RunResult are defined below the estimators (which never import the pipeline);
+#: the pipeline builds and returns them.
+__all__ = ["AnalysisContext", "RunResult", "analysis_rng", "check_requirements", "execute", "input_paths", "run_analyses"]
 
 
 def check_requirements(config: Config, study: StudyData) -> None:
@@ -225,45 +157,3 @@ def execute(config: Config, out: Path | None = None, *, overwrite: bool | None =
             run.timings["total"] = time.perf_counter() - t_start
             write_manifest(run, tmp)  # again, to list the report files and time
     return run, out_dir
-
-
-def input_paths(config: Config) -> list[Path]:
-    """The config file and every input file the config names, resolved (the output folder must hold none).
-
-    Every :class:`~evaltool.config.models.SourceFile` anywhere in the config counts: the ``data`` block and
-    files named by analyses (``effects_file`` of a meta-analysis).
-    """
-    paths = [Path(config.source)] if config.source is not None else []
-    paths += [config.resolve(source.path) for source in _source_files(config)]
-    if config.sources is not None:
-        paths += [path for path in _raw_source_paths(config) if path not in paths]
-    return paths
-
-
-def _raw_source_paths(config: Config) -> list[Path]:
-    """The raw files ``sources:`` names: globs of performance tables expanded, and the GIAS files."""
-    sources = config.sources
-    found: list[Path] = []
-    for entry in sources.performance_tables:
-        pattern = config.resolve(entry.path)
-        if any(ch in str(entry.path) for ch in "*?["):
-            found += sorted(pattern.parent.glob(pattern.name))
-        else:
-            found.append(pattern)
-    for entry in (sources.gias_establishments, sources.gias_links, sources.gias_membership):
-        if entry is not None:
-            found.append(config.resolve(entry.path))
-    return found
-
-
-def _source_files(value: Any) -> list[SourceFile]:
-    """Every ``SourceFile`` inside a config model, depth first."""
-    if isinstance(value, SourceFile):
-        return [value]
-    if isinstance(value, BaseModel):
-        return [found for name in type(value).model_fields for found in _source_files(getattr(value, name))]
-    if isinstance(value, (list, tuple)):
-        return [found for item in value for found in _source_files(item)]
-    if isinstance(value, dict):
-        return [found for item in value.values() for found in _source_files(item)]
-    return []

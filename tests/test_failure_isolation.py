@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from evaltool.config import load_config
-from evaltool.estimators.did import twoperiod
+from evaltool.estimators.did.engine import twoperiod
 from evaltool.pipeline import run_analyses
 from tests.conftest import make_panel, write_config
 

@@ -17,7 +17,7 @@ import pandas as pd
 from evaltool.errors import ConfigError, OutputError
 
 if TYPE_CHECKING:
-    from evaltool.config import Config
+    from evaltool.config.root import Config
 
 
 def ingest_paths(out: Path) -> dict[str, Path]:
@@ -42,8 +42,8 @@ def write_ingested(config: Config, out: Path, *, overwrite: bool = False) -> tup
     OutputError
         If a target exists (without ``overwrite``), is one of the inputs, or cannot be written.
     """
+    from evaltool.config.paths import input_paths
     from evaltool.data.dfe import assemble_sources
-    from evaltool.pipeline import input_paths
 
     if config.sources is None:
         raise ConfigError(

@@ -37,7 +37,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from evaltool.data.simulate import _PANEL_ROUNDING, SimulatedData, _rounded
+from evaltool.data.simulate import SimulatedData
+from evaltool.data.simulate.constants import _PANEL_ROUNDING
+from evaltool.data.simulate.write import _rounded
 
 #: Exam years without published tables (exams cancelled).
 GAP_YEARS: tuple[int, ...] = (2020, 2021)

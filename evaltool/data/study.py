@@ -17,7 +17,7 @@ from evaltool.errors import DataError
 from evaltool.results import SampleReport
 
 if TYPE_CHECKING:
-    from evaltool.config import Config
+    from evaltool.config.root import Config
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from evaltool.config import Config
+    from evaltool.config.root import Config
     from evaltool.data import StudyData
 
 

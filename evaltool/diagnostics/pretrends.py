@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import special, stats
 
 if TYPE_CHECKING:
-    from evaltool.estimators.did.staggered import GroupTimeResult
+    from evaltool.estimators.did.engine.att_gt import GroupTimeResult
 
 
 def wald_test(theta: np.ndarray, vcov: np.ndarray, *, label: str = "") -> dict:
@@ -269,7 +269,7 @@ def placebo_test(frame: pd.DataFrame, outcome: str, *, shift: int = 2, **options
     shift
         Years by which every joining year is moved earlier.
     **options
-        Options of :func:`~evaltool.estimators.did.staggered.att_gt` (control group,
+        Options of :func:`~evaltool.estimators.did.engine.att_gt.att_gt` (control group,
         anticipation, covariates …); ``unbalanced`` is forced to ``available_pairs``
         because the truncated joiners are observed in fewer years.
 
@@ -278,8 +278,8 @@ def placebo_test(frame: pd.DataFrame, outcome: str, *, shift: int = 2, **options
     dict with the placebo simple ATT, its analytic SE, z-test p-value and the cohorts used.
     """
     from evaltool.errors import EstimationError
-    from evaltool.estimators.did.aggregate import aggregate
-    from evaltool.estimators.did.staggered import att_gt
+    from evaltool.estimators.did.engine.aggregate import aggregate
+    from evaltool.estimators.did.engine.att_gt import att_gt
 
     placebo, removed = placebo_frame(frame, shift=shift, anticipation=options.get("anticipation", 0))
     options = {**options, "unbalanced": "available_pairs"}

@@ -1,7 +1,5 @@
-"""Estimators.  Importing this package registers every built-in method."""
+"""Estimators: one subpackage per family (``psm/``, ``did/``, ``multilevel/``, ``synthesis/``).
 
-from evaltool.estimators import did  # noqa: F401
-from evaltool.estimators.psm import ipw, method  # noqa: F401
-
-from evaltool.estimators import synthesis  # noqa: F401  # isort: skip
-from evaltool.estimators import multilevel  # noqa: F401  # isort: skip
+Each family's front ends define a :class:`~evaltool.estimators.base.Method`; the registry
+(:mod:`evaltool.estimators.registry`) lists them.
+"""

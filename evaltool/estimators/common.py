@@ -9,8 +9,8 @@ import pandas as pd
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
 if TYPE_CHECKING:
-    from evaltool.config import Config
-    from evaltool.pipeline import AnalysisContext
+    from evaltool.config.root import Config
+    from evaltool.estimators.context import AnalysisContext
 
 Problem = tuple[tuple, str]
 

@@ -36,8 +36,8 @@ from evaltool.results.effect_size import Standardiser, standardise
 from evaltool.results.multiplicity import adjust_pvalues
 
 if TYPE_CHECKING:
-    from evaltool.estimators.registry import Method
-    from evaltool.pipeline import AnalysisContext
+    from evaltool.estimators.base import Method
+    from evaltool.estimators.context import AnalysisContext
 
 #: Codes read as "no" (the default reference level of a yes/no column).
 NO_CODES = ("0", "no", "n", "false", "f", "not")

@@ -36,8 +36,8 @@ from scipy.sparse.csgraph import connected_components
 from evaltool.errors import DataError, EstimationError
 
 if TYPE_CHECKING:
-    from evaltool.config import Config
     from evaltool.config.inference import InferenceOptions
+    from evaltool.config.root import Config
 
 #: Why ``cluster: design`` means the trust (shown in the report and docs).
 DESIGN_REASON = (

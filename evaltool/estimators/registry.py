@@ -1,60 +1,28 @@
 """Registry of analysis methods.
 
-A method module defines an options model (a subclass of
+A method's front end defines an options model (a subclass of
 :class:`~evaltool.config.models.AnalysisBase` with ``method:
-Literal["name"]``) and a ``run`` function, and calls :func:`register`.  The
-config loader and the pipeline only ever go through this registry, so adding
-an estimator never touches them.
+Literal["name"]``), a ``run`` function and a :class:`~evaltool.estimators.base.Method`
+that binds them; :func:`_builtin` lists the built-in ones and :func:`register` adds
+others.  The config loader and the pipeline only ever go through this registry, so
+adding an estimator never touches them.
+
+The registry imports the front ends, never the reverse, so there is no import cycle
+between the config loader, the registry and the estimators.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from evaltool.estimators.base import Method
 
-if TYPE_CHECKING:
-    from evaltool.config.models import AnalysisBase
-    from evaltool.pipeline import AnalysisContext
-    from evaltool.results import AnalysisResult
-
-
-@dataclass(frozen=True)
-class Method:
-    """A registered analysis method.
-
-    Parameters
-    ----------
-    name
-        The value of ``method:`` in the config.
-    options
-        Pydantic model of the analysis block.
-    run
-        ``run(context) -> AnalysisResult``; raises :class:`EstimationError`
-        (or ``DataError``) with a message naming the option to change.
-    summary
-        One line shown by ``evaltool schema`` and in the docs.
-    figures
-        Optional ``figures(result) -> {name: matplotlib Figure}``; the
-        pipeline saves each as PNG and SVG.
-    needs
-        Data sources the method requires beyond the panel (``"pupils"``,
-        ``"subgroups"``, ``"trusts"``); checked before anything runs.
-    """
-
-    name: str
-    options: type[AnalysisBase]
-    run: Callable[[AnalysisContext], AnalysisResult]
-    summary: str = ""
-    figures: Callable[[AnalysisResult], dict[str, Any]] | None = None
-    needs: tuple[str, ...] = field(default_factory=tuple)
-
+__all__ = ["Method", "all_methods", "get_method", "register"]
 
 _METHODS: dict[str, Method] = {}
 
 
 def register(method: Method) -> Method:
     """Add a method to the registry (names must be unique)."""
+    _load_builtin()
     if method.name in _METHODS and _METHODS[method.name] is not method:
         raise ValueError(f"method {method.name!r} is registered twice")
     _METHODS[method.name] = method
@@ -77,5 +45,22 @@ def all_methods() -> list[Method]:
 
 
 def _load_builtin() -> None:
-    # Importing the estimator packages registers their methods.
-    import evaltool.estimators  # noqa: F401
+    """Add the built-in methods (imported on first use: the estimators are slow to import)."""
+    if _METHODS:
+        return
+    for method in _builtin():
+        _METHODS[method.name] = method
+
+
+def _builtin() -> tuple[Method, ...]:
+    """The methods evaltool ships, one per front end."""
+    from evaltool.estimators.did.method_2x2 import DID_2X2
+    from evaltool.estimators.did.method_event_study import EVENT_STUDY
+    from evaltool.estimators.did.method_staggered import DID_STAGGERED
+    from evaltool.estimators.did.method_twfe import DID_TWFE
+    from evaltool.estimators.multilevel.method import MULTILEVEL
+    from evaltool.estimators.psm.ipw import IPW
+    from evaltool.estimators.psm.method import PSM
+    from evaltool.estimators.synthesis.method import META_ANALYSIS, TRUST_EFFECTS
+
+    return (DID_2X2, DID_TWFE, EVENT_STUDY, DID_STAGGERED, PSM, IPW, TRUST_EFFECTS, META_ANALYSIS, MULTILEVEL)

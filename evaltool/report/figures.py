@@ -12,8 +12,8 @@ from evaltool.estimators.registry import get_method
 from evaltool.report.disclosure import DEFAULT_THRESHOLD, withhold_small_groups
 
 if TYPE_CHECKING:
-    from evaltool.pipeline import RunResult
     from evaltool.results import AnalysisResult
+    from evaltool.results.run import RunResult
 
 #: No dates or software versions in files, so reruns give identical bytes.
 PNG_METADATA = {"Software": None}

@@ -44,7 +44,7 @@ from evaltool.errors import OutputError
 from evaltool.results.estimate import to_jsonable
 
 if TYPE_CHECKING:
-    from evaltool.pipeline import RunResult
+    from evaltool.results.run import RunResult
 
 #: Format version of results.json; bump when the layout changes incompatibly.
 RESULTS_FORMAT = 1

@@ -14,7 +14,7 @@ from statsmodels.stats import multivariate as sm_multivariate
 
 from evaltool.data.simulate import SimulationSettings, simulate
 from evaltool.diagnostics.pretrends import staggered_pretrend_test, wald_test, wald_test_f
-from evaltool.estimators.did.staggered import att_gt
+from evaltool.estimators.did.engine.att_gt import att_gt
 
 YEARS = np.array([2012, 2013, 2014, 2015, 2016, 2017, 2018, 2019])
 
@@ -166,8 +166,8 @@ def test_mpdta_keeps_r_did_value_and_reports_the_f_reference():
     frame = frame.rename(columns={"countyreal": "school", "first.treat": "join_year"})
     frame["join_year"] = frame["join_year"].replace(0, np.nan)
     result = att_gt(frame, "lemp", est_method="reg")
-    chi2 = result.pretrend_test()
-    f = result.pretrend_test(reference="f")
+    chi2 = staggered_pretrend_test(result)
+    f = staggered_pretrend_test(result, reference="f")
     assert chi2["p_value"] == pytest.approx(0.16812, abs=5e-6)
     assert f["p_value_chi2"] == pytest.approx(0.16812, abs=5e-6)
     assert f["df"] == chi2["df"] == 5

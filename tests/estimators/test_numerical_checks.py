@@ -8,7 +8,7 @@ import pytest
 import statsmodels.api as sm
 
 from evaltool.errors import EstimationError
-from evaltool.estimators.did.staggered import att_gt
+from evaltool.estimators.did.engine.att_gt import att_gt
 from evaltool.estimators.psm import propensity
 from evaltool.estimators.psm.ipw import ipw_att
 from evaltool.estimators.psm.propensity import fit_propensity

@@ -25,6 +25,7 @@ from pydantic import Field, model_validator
 from evaltool.config.models import AnalysisBase, Year
 from evaltool.errors import DataError, EstimationError
 from evaltool.estimators import heterogeneity as het
+from evaltool.estimators.base import Method
 from evaltool.estimators.common import design_problems
 from evaltool.estimators.inference import (
     DESIGN_REASON,
@@ -37,12 +38,11 @@ from evaltool.estimators.inference import (
 )
 from evaltool.estimators.multilevel.fastlmm import FastLMMResult
 from evaltool.estimators.multilevel.model import CLUSTER_COLUMN, TREATED, design, fit_mixed, null_icc
-from evaltool.estimators.registry import Method, register
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
 if TYPE_CHECKING:
-    from evaltool.config import Config
-    from evaltool.pipeline import AnalysisContext
+    from evaltool.config.root import Config
+    from evaltool.estimators.context import AnalysisContext
 
 
 class MultilevelOptions(AnalysisBase):
@@ -380,11 +380,9 @@ def _fit_with(frame: pd.DataFrame, outcome: str, spec: MultilevelOptions, extra:
                      trust=spec.trust_intercept)
 
 
-register(
-    Method(
-        name="multilevel",
-        options=MultilevelOptions,
-        run=run,
-        summary="Linear mixed model: pupils in schools (in trusts), or years within schools; fast exact REML/ML.",
-    )
+MULTILEVEL = Method(
+    name="multilevel",
+    options=MultilevelOptions,
+    run=run,
+    summary="Linear mixed model: pupils in schools (in trusts), or years within schools; fast exact REML/ML.",
 )

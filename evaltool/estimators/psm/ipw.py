@@ -23,6 +23,7 @@ from scipy.special import expit
 
 from evaltool.diagnostics.balance import balance_table, overlap_summary
 from evaltool.errors import EstimationError
+from evaltool.estimators.base import Method
 from evaltool.estimators.common import few_clusters_warning, result_for
 from evaltool.estimators.inference import (
     DESIGN_REASON,
@@ -45,12 +46,11 @@ from evaltool.estimators.psm.method import (
     school_labels,
 )
 from evaltool.estimators.psm.propensity import check_covariates, design_matrix, fit_logit
-from evaltool.estimators.registry import Method, register
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
 if TYPE_CHECKING:
     from evaltool.config.inference import InferenceOptions
-    from evaltool.pipeline import AnalysisContext
+    from evaltool.estimators.context import AnalysisContext
 
 #: The IPW sandwich's small-sample corrections (no (N − 1)/(N − K) factor: an M-estimation sandwich).
 IPW_CORRECTIONS = {"CR1": "G/(G-1), t(G-1)", "none": "none: normal intervals"}
@@ -238,12 +238,10 @@ def run(context: AnalysisContext) -> AnalysisResult:
     return result_for(context, [estimate], diagnostics, sample, warnings)
 
 
-register(
-    Method(
-        name="ipw",
-        options=IpwOptions,
-        run=run,
-        summary="Inverse-probability weighting for the ATT (odds weights), same propensity model and balance diagnostics.",
-        figures=figures,
-    )
+IPW = Method(
+    name="ipw",
+    options=IpwOptions,
+    run=run,
+    summary="Inverse-probability weighting for the ATT (odds weights), same propensity model and balance diagnostics.",
+    figures=figures,
 )

@@ -20,6 +20,7 @@ from pydantic import Field, model_validator
 from evaltool.config.models import AnalysisBase, EventTime
 from evaltool.diagnostics.balance import balance_table, overlap_summary
 from evaltool.errors import EstimationError
+from evaltool.estimators.base import Method
 from evaltool.estimators.common import design_problems, few_clusters_warning, result_for
 from evaltool.estimators.inference import (
     CORRECTIONS,
@@ -36,13 +37,12 @@ from evaltool.estimators.psm.design import absent_event_times, build_units
 from evaltool.estimators.psm.estimate import AttFit, abadie_imbens, weighted_att
 from evaltool.estimators.psm.matching import STATUS_NO_CONTROL, STATUS_NO_SUPPORT, MatchResult, common_support, match
 from evaltool.estimators.psm.propensity import check_covariates, design_matrix, fit_propensity
-from evaltool.estimators.registry import Method, register
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
 if TYPE_CHECKING:
-    from evaltool.config import Config
     from evaltool.config.inference import InferenceOptions
-    from evaltool.pipeline import AnalysisContext
+    from evaltool.config.root import Config
+    from evaltool.estimators.context import AnalysisContext
 
 #: Exact-match columns that are not covariates but canonical panel columns.
 EXACT_CANONICAL = ("local_authority",)
@@ -628,12 +628,10 @@ def figures(result: AnalysisResult) -> dict:
     return {"love_plot": love_plot(result), "overlap": overlap_plot(result)}
 
 
-register(
-    Method(
-        name="psm",
-        options=PsmOptions,
-        run=run,
-        summary="Propensity-score matching (1:k nearest neighbour, caliper, exact, Mahalanobis), optionally matched DiD.",
-        figures=figures,
-    )
+PSM = Method(
+    name="psm",
+    options=PsmOptions,
+    run=run,
+    summary="Propensity-score matching (1:k nearest neighbour, caliper, exact, Mahalanobis), optionally matched DiD.",
+    figures=figures,
 )

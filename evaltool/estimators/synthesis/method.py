@@ -17,9 +17,9 @@ from pydantic import Field, model_validator
 
 from evaltool.config.models import AnalysisBase, EventTime, SourceFile
 from evaltool.errors import DataError, EstimationError
+from evaltool.estimators.base import Method
 from evaltool.estimators.common import design_problems, result_for
 from evaltool.estimators.inference import inference_problems
-from evaltool.estimators.registry import Method, register
 from evaltool.estimators.synthesis.answers import review_answers
 from evaltool.estimators.synthesis.meta import MIN_STUDIES, MetaFit, fit_meta
 from evaltool.estimators.synthesis.metareg import build_design, fit_metareg, is_categorical
@@ -27,8 +27,8 @@ from evaltool.estimators.synthesis.trust_effects import Window, fit_trust_effect
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
 if TYPE_CHECKING:
-    from evaltool.config import Config
-    from evaltool.pipeline import AnalysisContext
+    from evaltool.config.root import Config
+    from evaltool.estimators.context import AnalysisContext
 
 
 # ------------------------------------------------------------ trust_effects
@@ -227,7 +227,7 @@ class MetaAnalysisOptions(AnalysisBase):
 def _studies_from_source(context: AnalysisContext, spec: MetaAnalysisOptions
                          ) -> tuple[pd.DataFrame, str, list[str], tuple[str, str] | None]:
     """Per-trust estimates of the source analysis, joined with trust attributes."""
-    from evaltool.pipeline import AnalysisContext, analysis_rng
+    from evaltool.estimators.context import AnalysisContext, analysis_rng
 
     source = next(a for a in context.config.analyses if a.name == spec.source)
     outcome = context.config.analysis_outcomes(source)
@@ -473,21 +473,17 @@ def _frame(value) -> pd.DataFrame:
     return pd.DataFrame(value["data"], columns=value["columns"])
 
 
-register(
-    Method(
-        name="trust_effects",
-        options=TrustEffectsOptions,
-        run=run_trust_effects,
-        summary="Per-trust DiD effects (one row per trust) with randomisation-inference p-values for few schools.",
-        figures=trust_figures,
-    )
+TRUST_EFFECTS = Method(
+    name="trust_effects",
+    options=TrustEffectsOptions,
+    run=run_trust_effects,
+    summary="Per-trust DiD effects (one row per trust) with randomisation-inference p-values for few schools.",
+    figures=trust_figures,
 )
-register(
-    Method(
-        name="meta_analysis",
-        options=MetaAnalysisOptions,
-        run=run_meta_analysis,
-        summary="Random-effects meta-analysis (REML/DL, Knapp-Hartung) and meta-regression on trust moderators.",
-        figures=meta_figures,
-    )
+META_ANALYSIS = Method(
+    name="meta_analysis",
+    options=MetaAnalysisOptions,
+    run=run_meta_analysis,
+    summary="Random-effects meta-analysis (REML/DL, Knapp-Hartung) and meta-regression on trust moderators.",
+    figures=meta_figures,
 )

@@ -34,7 +34,7 @@ import pandas as pd
 from scipy import sparse, stats
 
 from evaltool.errors import EstimationError
-from evaltool.estimators.did.twobytwo import assign_groups
+from evaltool.estimators.did.method_2x2 import assign_groups
 from evaltool.results import EffectEstimate, SampleReport
 
 #: Number of placebo assignments built per block (bounds memory).

@@ -12,7 +12,7 @@ from linearmodels.panel import FirstDifferenceOLS
 from scipy import stats
 
 from evaltool.errors import EstimationError
-from evaltool.estimators.did.twobytwo import assign_groups, fit_did_2x2
+from evaltool.estimators.did.method_2x2 import assign_groups, fit_did_2x2
 from tests.conftest import make_panel
 
 REFERENCE = Path(__file__).resolve().parents[2] / "reference"

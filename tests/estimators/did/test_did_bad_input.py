@@ -10,10 +10,10 @@ import pytest
 
 from evaltool.config import load_config
 from evaltool.errors import ConfigError, EstimationError
-from evaltool.estimators.did.did_staggered import DidStaggeredOptions, fit_did_staggered
-from evaltool.estimators.did.event_study import EventStudyOptions, fit_event_study
-from evaltool.estimators.did.staggered import att_gt
-from evaltool.estimators.did.twfe import fit_did_twfe
+from evaltool.estimators.did.engine.att_gt import att_gt
+from evaltool.estimators.did.method_event_study import EventStudyOptions, fit_event_study
+from evaltool.estimators.did.method_staggered import DidStaggeredOptions, fit_did_staggered
+from evaltool.estimators.did.method_twfe import fit_did_twfe
 from evaltool.pipeline import run_analyses
 
 

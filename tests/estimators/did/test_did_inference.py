@@ -20,7 +20,7 @@ import yaml
 from scipy import stats
 
 from evaltool.config import load_config
-from evaltool.estimators.did.twobytwo import fit_did_2x2
+from evaltool.estimators.did.method_2x2 import fit_did_2x2
 from evaltool.pipeline import run_analyses
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -291,7 +291,7 @@ def test_requests_that_cannot_be_honoured_are_config_errors(tmp_path, block, exp
 
 def test_too_few_clusters_and_empty_two_way_dimension_are_errors():
     from evaltool.errors import EstimationError
-    from evaltool.estimators.did.twfe import fit_did_twfe
+    from evaltool.estimators.did.method_twfe import fit_did_twfe
 
     frame = pd.DataFrame({"school": np.repeat(["a", "b", "c", "d"], 2), "year": np.tile([2015, 2016], 4),
                           "join_year": np.repeat([2016.0, 2016.0, np.nan, np.nan], 2), "trust": "T1",
@@ -300,7 +300,7 @@ def test_too_few_clusters_and_empty_two_way_dimension_are_errors():
         fit_did_twfe(frame, "y", cluster="trust")
     assert err.value.exit_code == 2
     # Two-way clustering by [school, year] on rows of one year: the year dimension has one cluster.
-    from evaltool.estimators.did.clustering import resolve_clusters
+    from evaltool.estimators.did.engine.clustering import resolve_clusters
 
     one_year = frame.assign(year=2016)
     with pytest.raises(EstimationError, match=r"inference\.cluster: the analysis sample has 1 year cluster"):
@@ -311,7 +311,7 @@ def test_n_control_counts_not_yet_joined_comparisons():
     """#19: n_control reported the never-joined count under not-yet-joined comparisons."""
     import numpy as np
 
-    from evaltool.estimators.did.did_staggered import DidStaggeredOptions, fit_did_staggered
+    from evaltool.estimators.did.method_staggered import DidStaggeredOptions, fit_did_staggered
     from tests.conftest import make_panel
 
     frame = make_panel(seed=3).rename(columns={"urn": "school"})

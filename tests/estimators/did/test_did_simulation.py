@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from did_sim_helpers import simulated_frame, true_aggregates
 
-from evaltool.diagnostics.pretrends import placebo_test
-from evaltool.estimators.did.aggregate import aggregate
-from evaltool.estimators.did.event_study import EventStudyOptions, fit_event_study
-from evaltool.estimators.did.staggered import att_gt
-from evaltool.estimators.did.twfe import fit_did_twfe
+from evaltool.diagnostics.pretrends import placebo_test, staggered_pretrend_test
+from evaltool.estimators.did.engine.aggregate import aggregate
+from evaltool.estimators.did.engine.att_gt import att_gt
+from evaltool.estimators.did.method_event_study import EventStudyOptions, fit_event_study
+from evaltool.estimators.did.method_twfe import fit_did_twfe
 
 N_SCHOOLS = 400
 
@@ -52,8 +52,8 @@ def test_pretrend_diagnostics_detect_broken_parallel_trends():
     broken, _ = simulated_frame(31, n_schools=N_SCHOOLS, pretrend_slope=-0.8)
     assert _event_study_pretest(frame) > 0.05
     assert _event_study_pretest(broken) < 1e-6
-    assert att_gt(frame, "attainment8").pretrend_test()["p_value"] > 0.05
-    assert att_gt(broken, "attainment8").pretrend_test()["p_value"] < 1e-6
+    assert staggered_pretrend_test(att_gt(frame, "attainment8"))["p_value"] > 0.05
+    assert staggered_pretrend_test(att_gt(broken, "attainment8"))["p_value"] < 1e-6
     assert placebo_test(frame, "attainment8", shift=2)["p_value"] > 0.05
     assert placebo_test(broken, "attainment8", shift=2)["p_value"] < 1e-6
 

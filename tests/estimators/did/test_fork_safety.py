@@ -13,7 +13,7 @@ SCRIPT = textwrap.dedent(
     """
     import multiprocessing as mp
     import numpy as np
-    from evaltool.estimators.did.did_staggered import DidStaggeredOptions, fit_did_staggered
+    from evaltool.estimators.did.method_staggered import DidStaggeredOptions, fit_did_staggered
     from tests.conftest import make_panel
 
     def fit(_):

@@ -15,9 +15,9 @@ import pytest
 from pydantic import ValidationError
 
 from evaltool.errors import EstimationError
-from evaltool.estimators.did.aggregate import aggregate
-from evaltool.estimators.did.did_staggered import DidStaggeredOptions, fit_did_staggered
-from evaltool.estimators.did.staggered import att_gt
+from evaltool.estimators.did.engine.aggregate import aggregate
+from evaltool.estimators.did.engine.att_gt import att_gt
+from evaltool.estimators.did.method_staggered import DidStaggeredOptions, fit_did_staggered
 
 TAU = 1.0
 YEARS = np.arange(2010, 2016)

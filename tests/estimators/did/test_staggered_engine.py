@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaltool.estimators.did.aggregate import aggregate
-from evaltool.estimators.did.bootstrap import multiplier_bootstrap, multiplier_weights
-from evaltool.estimators.did.did_staggered import DidStaggeredOptions, fit_did_staggered
-from evaltool.estimators.did.staggered import att_gt, cluster_sum
+from evaltool.estimators.did.engine.aggregate import aggregate
+from evaltool.estimators.did.engine.att_gt import att_gt
+from evaltool.estimators.did.engine.bootstrap import multiplier_bootstrap, multiplier_weights
+from evaltool.estimators.did.engine.sums import cluster_sum
+from evaltool.estimators.did.method_staggered import DidStaggeredOptions, fit_did_staggered
 
 REFERENCE = Path(__file__).resolve().parents[2] / "reference"
 
@@ -154,7 +155,7 @@ def test_available_pairs_recovers_truth_on_an_unbalanced_panel():
 
 
 def test_vectorised_cells_equal_the_two_period_estimator(mpdta):
-    from evaltool.estimators.did import twoperiod
+    from evaltool.estimators.did.engine import twoperiod
 
     result = att_gt(mpdta, "lemp")
     order = result.arrays.units.astype(int)  # the engine's unit order (sorted ids)
@@ -172,7 +173,7 @@ def test_vectorised_cells_equal_the_two_period_estimator(mpdta):
 @pytest.mark.parametrize("cluster", ["school", "state"])
 @pytest.mark.parametrize("base_period", ["varying", "universal"])
 def test_structured_bootstrap_equals_generic(mpdta, control_group, cluster, base_period):
-    from evaltool.estimators.did.bootstrap import _BlockPlan
+    from evaltool.estimators.did.engine.bootstrap import _BlockPlan
 
     result = att_gt(mpdta, "lemp", control_group=control_group, cluster=cluster, base_period=base_period, anticipation=1)
     assert result.blocks is not None
@@ -187,7 +188,7 @@ def test_structured_bootstrap_equals_generic(mpdta, control_group, cluster, base
 
 def _dense_engine(result):
     """The same cells through the schools × cells engine (the covariate / missing-years path, no covariates)."""
-    from evaltool.estimators.did.staggered import _dense_cells
+    from evaltool.estimators.did.engine.att_gt import _dense_cells
 
     arrays = result.arrays
     period = {int(p): j for j, p in enumerate(arrays.periods)}

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaltool.estimators.did.bootstrap import multiplier_weights
-from evaltool.estimators.did.did_staggered import DidStaggeredOptions, fit_did_staggered
+from evaltool.estimators.did.engine.bootstrap import multiplier_weights
+from evaltool.estimators.did.method_staggered import DidStaggeredOptions, fit_did_staggered
 from evaltool.results import EffectEstimate
 
 REFERENCE = Path(__file__).resolve().parents[2] / "reference"
@@ -19,7 +19,7 @@ SQRT5 = np.sqrt(5.0)
 @pytest.mark.parametrize("kind", ["mammen", "rademacher"])
 @pytest.mark.parametrize("shape", [(64, 1000), (3, 5)])
 def test_multiplier_weights_are_two_point_values_of_16_bit_draws(kind, shape):
-    from evaltool.estimators.did.bootstrap import two_point
+    from evaltool.estimators.did.engine.bootstrap import two_point
 
     k, low, high = two_point(kind)
     size = int(np.prod(shape))
@@ -31,7 +31,7 @@ def test_multiplier_weights_are_two_point_values_of_16_bit_draws(kind, shape):
 
 
 def test_two_point_weights_have_exact_moments_and_mammens_values():
-    from evaltool.estimators.did.bootstrap import two_point
+    from evaltool.estimators.did.engine.bootstrap import two_point
 
     k, low, high = two_point("mammen")
     q = k / 2**16
@@ -44,7 +44,7 @@ def test_two_point_weights_have_exact_moments_and_mammens_values():
 
 
 def test_pipelined_draws_do_not_depend_on_threads(monkeypatch):
-    from evaltool.estimators.did import bootstrap
+    from evaltool.estimators.did.engine import bootstrap
 
     def generate(stream, m):
         return (stream.normal(size=(m, 3)),)
@@ -60,7 +60,7 @@ def test_pipelined_draws_do_not_depend_on_threads(monkeypatch):
 
 
 def test_pipelined_draws_pass_on_the_helpers_error():
-    from evaltool.estimators.did import bootstrap
+    from evaltool.estimators.did.engine import bootstrap
 
     def generate(stream, m):
         raise FloatingPointError("boom")
@@ -87,9 +87,9 @@ def test_estimates_equal_from_normal_field_by_field():
 @pytest.mark.parametrize("cluster", ["school", "state"])
 @pytest.mark.parametrize("kind", ["mammen", "rademacher"])
 def test_compiled_sums_equal_draws_with_the_generators_weights(kind, cluster):
-    from evaltool.estimators.did._multiplier import ChunkedSums, high_weights
-    from evaltool.estimators.did.bootstrap import _BlockPlan, two_point
-    from evaltool.estimators.did.staggered import att_gt
+    from evaltool.estimators.did.engine._multiplier import ChunkedSums, high_weights
+    from evaltool.estimators.did.engine.att_gt import att_gt
+    from evaltool.estimators.did.engine.bootstrap import _BlockPlan, two_point
 
     frame = pd.read_csv(REFERENCE / "mpdta.csv").rename(columns={"countyreal": "school", "first.treat": "join_year"})
     frame["join_year"] = frame["join_year"].replace(0, np.nan)
@@ -109,8 +109,8 @@ def test_compiled_sums_equal_draws_with_the_generators_weights(kind, cluster):
 
 
 def test_counter_weights_are_independent_two_point_draws():
-    from evaltool.estimators.did._multiplier import high_weights
-    from evaltool.estimators.did.bootstrap import two_point
+    from evaltool.estimators.did.engine._multiplier import high_weights
+    from evaltool.estimators.did.engine.bootstrap import two_point
 
     k, low, high = two_point("mammen")
     is_high = high_weights(99, np.arange(4000), 500, k)  # 2 million weights
@@ -124,8 +124,8 @@ def test_counter_weights_are_independent_two_point_draws():
 
 
 def test_block_bootstrap_se_agrees_with_analytic():
-    from evaltool.estimators.did.bootstrap import group_time_bootstrap
-    from evaltool.estimators.did.staggered import att_gt
+    from evaltool.estimators.did.engine.att_gt import att_gt
+    from evaltool.estimators.did.engine.bootstrap import group_time_bootstrap
 
     frame = pd.read_csv(REFERENCE / "mpdta.csv").rename(columns={"countyreal": "school", "first.treat": "join_year"})
     frame["join_year"] = frame["join_year"].replace(0, np.nan)
@@ -145,7 +145,7 @@ def _mpdta_frame() -> pd.DataFrame:
 
 @pytest.mark.parametrize("ids", ["int", "str", "str_unsorted"])
 def test_sorted_panel_layout_equals_the_general_route(ids):
-    from evaltool.estimators.did import panel_arrays as pa
+    from evaltool.estimators.did.engine import panel_arrays as pa
 
     frame = _mpdta_frame()
     if ids != "int":
@@ -166,7 +166,7 @@ def test_sorted_panel_layout_equals_the_general_route(ids):
 
 def test_sorted_panel_layout_rejects_a_varying_join_year():
     from evaltool.errors import DataError
-    from evaltool.estimators.did.panel_arrays import panel_arrays
+    from evaltool.estimators.did.engine.panel_arrays import panel_arrays
 
     frame = _mpdta_frame().sort_values(["school", "year"]).reset_index(drop=True)
     frame.loc[3, "join_year"] = 2006.0  # one row of a never-joined county
@@ -175,7 +175,7 @@ def test_sorted_panel_layout_rejects_a_varying_join_year():
 
 
 def _mpdta_result(**options):
-    from evaltool.estimators.did.staggered import att_gt
+    from evaltool.estimators.did.engine.att_gt import att_gt
 
     frame = pd.read_csv(REFERENCE / "mpdta.csv").rename(columns={"countyreal": "school", "first.treat": "join_year"})
     frame["join_year"] = frame["join_year"].replace(0, np.nan)
@@ -185,7 +185,7 @@ def _mpdta_result(**options):
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 9, 999, 1000])
 def test_iqr_se_equals_numpys_type_1_quartiles(n):
-    from evaltool.estimators.did.bootstrap import _IQR_NORMAL, iqr_se
+    from evaltool.estimators.did.engine.bootstrap import _IQR_NORMAL, iqr_se
 
     draws = np.round(np.random.default_rng(n).normal(size=(n, 7)), 1)  # ties
     draws[:, 1] = 0.0  # degenerate: NaN
@@ -196,7 +196,7 @@ def test_iqr_se_equals_numpys_type_1_quartiles(n):
 
 
 def test_chunks_cover_every_group_once_within_one_block():
-    from evaltool.estimators.did._multiplier import chunk_bounds
+    from evaltool.estimators.did.engine._multiplier import chunk_bounds
 
     block_of_group = np.repeat([0, 1, 3, 4], [700, 3, 1, 257])  # block 2 has no rows
     chunks = chunk_bounds(block_of_group, 5, max_groups=256)
@@ -209,8 +209,8 @@ def test_chunks_cover_every_group_once_within_one_block():
 
 @pytest.mark.parametrize("cluster", ["school", "state"])
 def test_chunked_sums_do_not_depend_on_the_helper_thread(cluster):
-    from evaltool.estimators.did._multiplier import ChunkedSums
-    from evaltool.estimators.did.bootstrap import _BlockPlan, two_point
+    from evaltool.estimators.did.engine._multiplier import ChunkedSums
+    from evaltool.estimators.did.engine.bootstrap import _BlockPlan, two_point
 
     plan = _BlockPlan(_mpdta_result(cluster=cluster))
     k = two_point("mammen")[0]
@@ -223,8 +223,8 @@ def test_chunked_sums_do_not_depend_on_the_helper_thread(cluster):
 
 
 def test_cancelled_sums_refuse_to_give_a_result():
-    from evaltool.estimators.did._multiplier import ChunkedSums
-    from evaltool.estimators.did.bootstrap import _BlockPlan
+    from evaltool.estimators.did.engine._multiplier import ChunkedSums
+    from evaltool.estimators.did.engine.bootstrap import _BlockPlan
 
     plan = _BlockPlan(_mpdta_result())
     sums = ChunkedSums(plan.z, plan.ids, plan.block_of_group, plan.n_blocks, key=7, k=3, n_draws=5, helper=False)
@@ -234,7 +234,7 @@ def test_cancelled_sums_refuse_to_give_a_result():
 
 
 def test_pending_draws_of_combinations_equal_the_basis_draws_times_the_combination():
-    from evaltool.estimators.did.bootstrap import start_group_time_draws
+    from evaltool.estimators.did.engine.bootstrap import start_group_time_draws
 
     result = _mpdta_result(control_group="not_yet_joined")
     combination = np.random.default_rng(2).normal(size=(result.n_basis, 4))
@@ -246,7 +246,7 @@ def test_pending_draws_of_combinations_equal_the_basis_draws_times_the_combinati
 def test_run_both_passes_on_either_error_and_waits_for_the_helper():
     import threading
 
-    from evaltool.estimators.did import _helper_thread
+    from evaltool.estimators.did.engine import _helper_thread
 
     done = threading.Event()
 
@@ -267,9 +267,9 @@ def test_run_both_passes_on_either_error_and_waits_for_the_helper():
 
 
 def test_an_error_after_the_bootstrap_started_cancels_it(monkeypatch):
-    import evaltool.estimators.did.did_staggered as module
+    import evaltool.estimators.did.method_staggered as module
     from evaltool.errors import EstimationError
-    from evaltool.estimators.did.bootstrap import PendingDraws
+    from evaltool.estimators.did.engine.bootstrap import PendingDraws
 
     cancelled = []
     monkeypatch.setattr(PendingDraws, "cancel", lambda self: cancelled.append(True))
@@ -309,7 +309,7 @@ def test_stratum_groups_equal_the_sorted_strata(cluster):
 
 
 def test_bands_of_ranges_equal_each_ranges_own_band():
-    from evaltool.estimators.did.bootstrap import BootstrapResult
+    from evaltool.estimators.did.engine.bootstrap import BootstrapResult
 
     draws = np.random.default_rng(4).normal(size=(300, 12)) * np.arange(1, 13)
     draws[:, 3] = 0.0  # no variance: left out of every band
@@ -323,7 +323,7 @@ def test_bands_of_ranges_equal_each_ranges_own_band():
 
 
 def test_fit_is_the_same_without_the_helper_thread(monkeypatch):
-    from evaltool.estimators.did import _helper_thread
+    from evaltool.estimators.did.engine import _helper_thread
 
     frame = pd.read_csv(REFERENCE / "mpdta.csv").rename(columns={"countyreal": "school", "first.treat": "join_year"})
     frame["join_year"] = frame["join_year"].replace(0, np.nan)

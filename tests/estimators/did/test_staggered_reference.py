@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaltool.estimators.did.aggregate import aggregate
-from evaltool.estimators.did.bootstrap import multiplier_bootstrap
-from evaltool.estimators.did.staggered import att_gt
+from evaltool.diagnostics.pretrends import staggered_pretrend_test
+from evaltool.estimators.did.engine.aggregate import aggregate
+from evaltool.estimators.did.engine.att_gt import att_gt
+from evaltool.estimators.did.engine.bootstrap import multiplier_bootstrap
 
 REFERENCE = Path(__file__).resolve().parents[2] / "reference"
 README = json.loads((REFERENCE / "did_readme_mpdta.json").read_text())
@@ -44,7 +45,7 @@ def test_att_gt_matches_r_did_readme(mpdta):
     np.testing.assert_allclose(result.cells["year"], published["time"])
     np.testing.assert_allclose(result.cells["att"], published["att"], atol=5e-5)
     # "P-value for pre-test of parallel trends assumption: 0.16812"
-    assert result.pretrend_test()["p_value"] == pytest.approx(README["pretest_p_value"], abs=5e-6)
+    assert staggered_pretrend_test(result)["p_value"] == pytest.approx(README["pretest_p_value"], abs=5e-6)
 
 
 def test_aggregations_match_r_did_readme(mpdta):

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from evaltool.estimators.did.event_study import EventStudyOptions, fit_event_study
-from evaltool.estimators.did.twfe import fit_did_twfe, negative_weights
+from evaltool.estimators.did.method_event_study import EventStudyOptions, fit_event_study
+from evaltool.estimators.did.method_twfe import fit_did_twfe, negative_weights
 
 REFERENCE = Path(__file__).resolve().parents[2] / "reference"
 STATSMODELS = json.loads((REFERENCE / "mpdta_twfe_statsmodels.json").read_text())

@@ -12,9 +12,9 @@ import statsmodels.api as sm
 
 from evaltool.config import load_config
 from evaltool.data import load_study
+from evaltool.estimators.context import AnalysisContext, analysis_rng
 from evaltool.estimators.inference import school_cluster_labels
 from evaltool.estimators.psm.method import fit_psm, prepare_units, psm_clusters
-from evaltool.pipeline import AnalysisContext, analysis_rng
 
 ROOT = Path(__file__).resolve().parents[3]
 

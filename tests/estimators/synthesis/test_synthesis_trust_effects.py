@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from evaltool.errors import EstimationError
-from evaltool.estimators.did.twobytwo import fit_did_2x2
+from evaltool.estimators.did.method_2x2 import fit_did_2x2
 from evaltool.estimators.synthesis.trust_effects import (
     Window,
     fit_trust_effects,

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from evaltool.errors import EstimationError
-from evaltool.estimators.did.staggered import GroupTimeResult
+from evaltool.estimators.did.engine.att_gt import GroupTimeResult
 
 Kind = Literal["simple", "group", "dynamic", "calendar"]
 KINDS: tuple[str, ...] = ("simple", "group", "dynamic", "calendar")
@@ -140,7 +140,7 @@ def aggregate(
     Parameters
     ----------
     result
-        Output of :func:`~evaltool.estimators.did.staggered.att_gt`.
+        Output of :func:`~evaltool.estimators.did.engine.att_gt.att_gt`.
     kind
         ``"simple"``: cohort-share-weighted mean of every post-joining ATT(g, t);
         ``"group"``: mean over post-joining years per cohort, then cohort-share weighted;

@@ -29,7 +29,8 @@ from functools import cached_property
 import numpy as np
 from numba import njit
 
-from evaltool.estimators.did._multiplier import GROUP
+from evaltool.estimators.did.engine._multiplier import GROUP
+from evaltool.estimators.did.engine.sums import cluster_sum
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,6 @@ class CohortBlocks:
 
     def cluster_parts(self, clusters: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per block: the clusters holding its schools and the sums of ``[ΔỸ, 1]`` over them, ``(members, Z_b)``."""
-        from evaltool.estimators.did.staggered import cluster_sum
-
         parts = []
         for rows, design in zip(self.rows, self.design, strict=True):
             members, inverse = np.unique(clusters[rows], return_inverse=True)

@@ -13,7 +13,7 @@ Weights come from a counter-based generator, so a weight depends only on the key
 cluster, never on the order or the threads in which it is computed: the weight of cluster ``c`` in draw
 ``d`` is set by 16 bits of ``SplitMix64(key + ((c // 4)·D + d)·γ)`` (bits ``16·(c mod 4)`` onwards; ``D``
 the number of draws, ``γ`` SplitMix64's increment; Steele, Lea & Flood 2014), compared with the threshold
-``k`` of :func:`~evaltool.estimators.did.bootstrap.two_point`.  :func:`high_weights` computes the same
+``k`` of :func:`~evaltool.estimators.did.engine.bootstrap.two_point`.  :func:`high_weights` computes the same
 weights with numpy, for tests and small cases.
 """
 
@@ -24,7 +24,7 @@ import threading
 import numpy as np
 from numba import njit
 
-from evaltool.estimators.did import _helper_thread
+from evaltool.estimators.did.engine import _helper_thread
 
 GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)

@@ -1,8 +1,8 @@
 """Callaway & Sant'Anna (2021) group-time average treatment effects, ATT(g, t).
 
 The library entry point is :func:`att_gt`; aggregate its result with
-:func:`evaltool.estimators.did.aggregate.aggregate` and bootstrap with
-:mod:`evaltool.estimators.did.bootstrap`.  The frame needs the canonical
+:func:`evaltool.estimators.did.engine.aggregate.aggregate` and bootstrap with
+:mod:`evaltool.estimators.did.engine.bootstrap`.  The frame needs the canonical
 columns ``school``, ``year`` and ``join_year`` (NaN = never joined), the
 outcome and any covariates.
 """
@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 
 from evaltool.errors import EstimationError
-from evaltool.estimators.did import twoperiod
-from evaltool.estimators.did.blocks import CellPlan, CohortBlocks, unconditional_blocks
-from evaltool.estimators.did.panel_arrays import NEVER, PanelArrays, balance, panel_arrays
+from evaltool.estimators.did.engine import twoperiod
+from evaltool.estimators.did.engine.blocks import CellPlan, CohortBlocks, unconditional_blocks
+from evaltool.estimators.did.engine.panel_arrays import NEVER, PanelArrays, balance, panel_arrays
+from evaltool.estimators.did.engine.sums import cluster_sum, schools_are_clusters
 from evaltool.estimators.inference import ClusterLabels
 from evaltool.estimators.rank import check_rank
 from evaltool.results import SampleReport
@@ -56,7 +57,7 @@ class GroupTimeResult:
         Influence functions of the cells as a schools × cells matrix (covariates, or schools missing years).
     blocks
         Otherwise (unconditional estimator, every school observed every year): the influence functions of
-        the whole :attr:`basis` in cohort-block form (:class:`~evaltool.estimators.did.blocks.CohortBlocks`),
+        the whole :attr:`basis` in cohort-block form (:class:`~evaltool.estimators.did.engine.blocks.CohortBlocks`),
         from which covariances and bootstrap draws come without forming the schools × cells matrix.
 
     Notes
@@ -111,7 +112,7 @@ class GroupTimeResult:
     @cached_property
     def schools_are_clusters(self) -> bool:
         """Whether every school is its own cluster (the default clustering)."""
-        return _schools_are_clusters(self.arrays.clusters, self.arrays.n_clusters)
+        return schools_are_clusters(self.arrays.clusters, self.arrays.n_clusters)
 
     @cached_property
     def basis_cov(self) -> np.ndarray:
@@ -172,12 +173,6 @@ class GroupTimeResult:
         onehot = np.eye(code.max() + 1)[code]
         return onehot.T @ psi2, code
 
-    def pretrend_test(self, reference: str = "chi2") -> dict:
-        """Wald test that every pre-joining ATT(g, t) is zero (``"chi2"``: R ``did``'s pre-test; ``"f"``: small-sample)."""
-        from evaltool.diagnostics.pretrends import staggered_pretrend_test
-
-        return staggered_pretrend_test(self, reference=reference)
-
 
 def _whole_blocks(group: np.ndarray, n_groups: int, block: np.ndarray, n_blocks: int) -> np.ndarray | None:
     """Which blocks each group of schools covers (``(n_groups, n_blocks)`` masks), or ``None`` if a block is split.
@@ -189,23 +184,6 @@ def _whole_blocks(group: np.ndarray, n_groups: int, block: np.ndarray, n_blocks:
     if ((counts > 0).sum(axis=1) > 1).any():
         return None
     return (counts[:, 1:] > 0).T
-
-
-def cluster_sum(columns: np.ndarray, clusters: np.ndarray, n_clusters: int) -> np.ndarray:
-    """Column sums of ``columns`` within each cluster (sorted-array reduction, no loop over rows)."""
-    columns = np.asarray(columns, dtype=float)
-    if columns.ndim == 1:
-        columns = columns[:, None]
-    if _schools_are_clusters(clusters, n_clusters):
-        return columns
-    order = np.argsort(clusters, kind="stable")
-    starts = np.searchsorted(clusters[order], np.arange(n_clusters))
-    return np.add.reduceat(columns[order], starts, axis=0)
-
-
-def _schools_are_clusters(clusters: np.ndarray, n_clusters: int) -> bool:
-    """Whether every unit is its own cluster, coded in row order (cluster sums are then the rows themselves)."""
-    return n_clusters == len(clusters) and np.array_equal(clusters, np.arange(len(clusters)))
 
 
 def is_control(cohort: np.ndarray, g: float, year, base, control_group: str, anticipation: int) -> np.ndarray:
@@ -504,7 +482,7 @@ def _dense_cells(
     for units, block in blocks:
         influence[units, start : start + block.shape[1]] = block
         start += block.shape[1]
-    if _schools_are_clusters(arrays.clusters, arrays.n_clusters):
+    if schools_are_clusters(arrays.clusters, arrays.n_clusters):
         # Σ_i ψ_i² over each block's own schools: the other rows of the column are zeros, so this is the same sum.
         std_error = np.concatenate([np.sqrt((block**2).sum(axis=0)) / n for _, block in blocks] or [[]])
     else:

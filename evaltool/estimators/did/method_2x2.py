@@ -23,8 +23,9 @@ from evaltool.config.inference import InferenceOptions
 from evaltool.config.models import AnalysisBase, Year
 from evaltool.diagnostics.balance import balance_table
 from evaltool.errors import EstimationError
+from evaltool.estimators.base import Method
 from evaltool.estimators.common import design_problems, result_for
-from evaltool.estimators.did.clustering import (
+from evaltool.estimators.did.engine.clustering import (
     DidClusters,
     df_for,
     label_warnings,
@@ -32,13 +33,12 @@ from evaltool.estimators.did.clustering import (
     resolve_clusters,
 )
 from evaltool.estimators.inference import CORRECTIONS, inference_problems
-from evaltool.estimators.registry import Method, register
 from evaltool.estimators.wild_bootstrap import wild_cluster_bootstrap
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
 if TYPE_CHECKING:
-    from evaltool.config import Config
-    from evaltool.pipeline import AnalysisContext
+    from evaltool.config.root import Config
+    from evaltool.estimators.context import AnalysisContext
 
 
 class Did2x2Options(AnalysisBase):
@@ -376,12 +376,10 @@ def figures(result: AnalysisResult) -> dict:
     return {"trends": group_trends_figure(result)}
 
 
-register(
-    Method(
-        name="did_2x2",
-        options=Did2x2Options,
-        run=run,
-        summary="Two-group pre/post difference-in-differences on school means, SEs clustered by trust (design).",
-        figures=figures,
-    )
+DID_2X2 = Method(
+    name="did_2x2",
+    options=Did2x2Options,
+    run=run,
+    summary="Two-group pre/post difference-in-differences on school means, SEs clustered by trust (design).",
+    figures=figures,
 )

@@ -24,8 +24,9 @@ from pydantic import Field
 from evaltool.config.inference import InferenceOptions
 from evaltool.config.models import AnalysisBase
 from evaltool.errors import EstimationError
+from evaltool.estimators.base import Method
 from evaltool.estimators.common import design_problems, result_for
-from evaltool.estimators.did.clustering import (
+from evaltool.estimators.did.engine.clustering import (
     DidClusters,
     df_for,
     label_warnings,
@@ -33,13 +34,12 @@ from evaltool.estimators.did.clustering import (
     resolve_clusters,
 )
 from evaltool.estimators.inference import CORRECTIONS, Inference, inference_problems
-from evaltool.estimators.registry import Method, register
 from evaltool.estimators.wild_bootstrap import WildBootstrapResult, wild_cluster_bootstrap
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
 if TYPE_CHECKING:
-    from evaltool.config import Config
-    from evaltool.pipeline import AnalysisContext
+    from evaltool.config.root import Config
+    from evaltool.estimators.context import AnalysisContext
 
 
 class TwfeOptionsBase(AnalysisBase):
@@ -404,12 +404,10 @@ def figures(result: AnalysisResult) -> dict:
     return {"weights": twfe_weights_figure(result)}
 
 
-register(
-    Method(
-        name="did_twfe",
-        options=DidTwfeOptions,
-        run=run,
-        summary="Two-way fixed-effects DiD (school and year effects), SEs clustered by trust (design), negative weights.",
-        figures=figures,
-    )
+DID_TWFE = Method(
+    name="did_twfe",
+    options=DidTwfeOptions,
+    run=run,
+    summary="Two-way fixed-effects DiD (school and year effects), SEs clustered by trust (design), negative weights.",
+    figures=figures,
 )

@@ -1,8 +1,8 @@
 """``method: did_staggered``: Callaway & Sant'Anna (2021) staggered difference-in-differences.
 
-Group-time ATTs (:mod:`~evaltool.estimators.did.staggered`), their
-aggregations (:mod:`~evaltool.estimators.did.aggregate`) and a multiplier
-bootstrap (:mod:`~evaltool.estimators.did.bootstrap`) with uniform bands, plus
+Group-time ATTs (:mod:`~evaltool.estimators.did.engine.att_gt`), their
+aggregations (:mod:`~evaltool.estimators.did.engine.aggregate`) and a multiplier
+bootstrap (:mod:`~evaltool.estimators.did.engine.bootstrap`) with uniform bands, plus
 the pre-trend and placebo diagnostics.
 
 Inference
@@ -30,18 +30,18 @@ from threadpoolctl import ThreadpoolController
 from evaltool.config.models import AnalysisBase, EventTime
 from evaltool.diagnostics.pretrends import placebo_test, staggered_pretrend_test
 from evaltool.errors import EstimationError
+from evaltool.estimators.base import Method
 from evaltool.estimators.common import design_problems, result_for
-from evaltool.estimators.did.aggregate import Aggregate, aggregate
-from evaltool.estimators.did.bootstrap import BootstrapResult, PendingDraws, start_group_time_draws
-from evaltool.estimators.did.clustering import DidClusters, label_warnings, resolve_clusters
-from evaltool.estimators.did.staggered import GroupTimeResult, att_gt
+from evaltool.estimators.did.engine.aggregate import Aggregate, aggregate
+from evaltool.estimators.did.engine.att_gt import GroupTimeResult, att_gt
+from evaltool.estimators.did.engine.bootstrap import BootstrapResult, PendingDraws, start_group_time_draws
+from evaltool.estimators.did.engine.clustering import DidClusters, label_warnings, resolve_clusters
 from evaltool.estimators.inference import Inference, check_cluster_count, few_clusters_route, inference_problems
-from evaltool.estimators.registry import Method, register
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
 if TYPE_CHECKING:
-    from evaltool.config import Config
-    from evaltool.pipeline import AnalysisContext
+    from evaltool.config.root import Config
+    from evaltool.estimators.context import AnalysisContext
 
 #: Term of the headline estimate for each aggregation.
 OVERALL_TERMS = {
@@ -442,12 +442,10 @@ def figures(result: AnalysisResult) -> dict:
     return figs
 
 
-register(
-    Method(
-        name="did_staggered",
-        options=DidStaggeredOptions,
-        run=run,
-        summary="Callaway-Sant'Anna staggered DiD: group-time ATTs, aggregations, multiplier bootstrap with uniform bands.",
-        figures=figures,
-    )
+DID_STAGGERED = Method(
+    name="did_staggered",
+    options=DidStaggeredOptions,
+    run=run,
+    summary="Callaway-Sant'Anna staggered DiD: group-time ATTs, aggregations, multiplier bootstrap with uniform bands.",
+    figures=figures,
 )

@@ -32,9 +32,10 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
-from evaltool.estimators.did import _helper_thread
-from evaltool.estimators.did._multiplier import GROUP, ChunkedSums
-from evaltool.estimators.did.staggered import GroupTimeResult, cluster_sum
+from evaltool.estimators.did.engine import _helper_thread
+from evaltool.estimators.did.engine._multiplier import GROUP, ChunkedSums
+from evaltool.estimators.did.engine.att_gt import GroupTimeResult
+from evaltool.estimators.did.engine.sums import cluster_sum
 
 Weights = Literal["mammen", "rademacher"]
 _SQRT5 = np.sqrt(5.0)
@@ -262,7 +263,7 @@ def multiplier_bootstrap(
     Parameters
     ----------
     influence
-        Shape ``(n_units, k)``, scaled as in :class:`~evaltool.estimators.did.staggered.GroupTimeResult`.
+        Shape ``(n_units, k)``, scaled as in :class:`~evaltool.estimators.did.engine.att_gt.GroupTimeResult`.
     clusters, n_clusters
         Cluster code of each unit; weights are drawn per cluster (clustered bootstrap).
     n_draws

@@ -24,21 +24,27 @@ from pydantic import Field, model_validator
 from evaltool.config.models import EventTime
 from evaltool.diagnostics.pretrends import wald_test
 from evaltool.errors import EstimationError
+from evaltool.estimators.base import Method
 from evaltool.estimators.common import result_for
-from evaltool.estimators.did.bootstrap import sup_t_crit
-from evaltool.estimators.did.clustering import DidClusters, df_for, label_warnings, regression_route, resolve_clusters
-from evaltool.estimators.did.twfe import (
+from evaltool.estimators.did.engine.bootstrap import sup_t_crit
+from evaltool.estimators.did.engine.clustering import (
+    DidClusters,
+    df_for,
+    label_warnings,
+    regression_route,
+    resolve_clusters,
+)
+from evaltool.estimators.did.method_twfe import (
     TwfeOptionsBase,
     fit_panel_ols,
     panel_inference,
     panel_wild_bootstrap,
     prepare_twfe_sample,
 )
-from evaltool.estimators.registry import Method, register
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
 if TYPE_CHECKING:
-    from evaltool.pipeline import AnalysisContext
+    from evaltool.estimators.context import AnalysisContext
 
 
 class EventStudyOptions(TwfeOptionsBase):
@@ -240,12 +246,10 @@ def figures(result: AnalysisResult) -> dict:
     return {"event_study": event_study_figure(result)}
 
 
-register(
-    Method(
-        name="event_study",
-        options=EventStudyOptions,
-        run=run,
-        summary="TWFE event study: leads/lags around joining, binned endpoints, pre-trend Wald test, sup-t bands.",
-        figures=figures,
-    )
+EVENT_STUDY = Method(
+    name="event_study",
+    options=EventStudyOptions,
+    run=run,
+    summary="TWFE event study: leads/lags around joining, binned endpoints, pre-trend Wald test, sup-t bands.",
+    figures=figures,
 )

@@ -28,8 +28,8 @@ from evaltool.estimators.inference import (
 )
 
 if TYPE_CHECKING:
-    from evaltool.config import Config
     from evaltool.config.inference import InferenceOptions
+    from evaltool.config.root import Config
 
 KEY = "inference.cluster"
 #: School-level dimensions the DiD methods can cluster by.
