@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from evaltool.config.inference import InferenceOptions, move_cluster_shorthand
+from evaltool.config.sensitivity import SensitivityOptions
 
 #: An academic year in a config (2019 for 2018/19).
 Year = Annotated[int, Field(ge=1900, le=2100)]
@@ -210,6 +211,8 @@ class AnalysisBase(ConfigModel):
     """Optional subgroup analysis (effects by pupil subgroup, Holm/BH-adjusted p-values, forest plot)."""
     inference: InferenceOptions = Field(default_factory=InferenceOptions)
     """How standard errors are computed: cluster level, small-sample correction, few-cluster method (see docs: Inference)."""
+    sensitivity: SensitivityOptions = Field(default_factory=SensitivityOptions)
+    """Sensitivity analyses (on by default): how strong a violation of the design's assumption would change the answer (see docs: Sensitivity)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -125,7 +125,7 @@ LEVEL = re.compile(r"^([^=]+)=(?!.* - )")
 #: Statistics of an estimate withheld (as NaN) in figures when its group is small.
 ESTIMATE_STATISTICS = (
     "estimate", "std_error", "ci_lower", "ci_upper", "p_value", "effect_size", "effect_size_ci_lower",
-    "effect_size_ci_upper",
+    "effect_size_ci_upper", "e_value", "e_value_ci",
 )
 
 
@@ -434,6 +434,8 @@ TIDY_STATISTICS: tuple[str, ...] = (
     "effect_size",
     "effect_size_ci_lower",
     "effect_size_ci_upper",
+    "e_value",
+    "e_value_ci",
 )
 
 

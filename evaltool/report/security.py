@@ -29,7 +29,12 @@ Adaptation (our choices, shown in the report next to each value):
   ``diagnostics.balance``; above 0.25 (WWC: does not satisfy baseline
   equivalence) costs one padlock;
 * **pre-trend test**: ``diagnostics.pretrend_test.p_value`` below 0.05 costs
-  one padlock.
+  one padlock;
+* **sensitivity** (``diagnostics.sensitivity``, where the method measured it): a finding that is
+  significant without hidden bias but breaks down at a small violation of the design's assumption costs
+  one padlock: Rosenbaum's breakdown Γ below 1.25 for matched designs (unmeasured factors raising the odds
+  of joining within matched pairs by a quarter would explain it away).  E-values are shown, not rated:
+  they have no agreed threshold.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scipy import stats
+
+from evaltool.report.sensitivity import FRAGILE_GAMMA, fragile_breakdown, measured
 
 #: Multiplier of SE(g) giving the MDES at 80 % power and 5 % two-sided significance (Bloom 1995).
 MDES_MULTIPLIER = float(stats.norm.ppf(0.975) + stats.norm.ppf(0.80))
@@ -197,12 +204,25 @@ def pretrend_criterion(diagnostics: dict) -> Criterion:
     return Criterion("Trends before joining", text, "−1 padlock" if deduction else "no deduction", deduction=deduction)
 
 
+def sensitivity_criterion(diagnostics: dict) -> Criterion | None:
+    """The sensitivity line of the rating (``None`` when the analysis measured no breakdown value)."""
+    values = measured(diagnostics)
+    if not values:
+        return None
+    text = "; ".join(f"{name} {value:.2f}" for name, value in values.items())
+    fragile = fragile_breakdown(diagnostics)
+    if fragile is not None:
+        return Criterion("Sensitivity to hidden bias", f"{text} (below {FRAGILE_GAMMA}: fragile)", "−1 padlock",
+                         deduction=1)
+    return Criterion("Sensitivity to hidden bias", text, "no deduction")
+
+
 def rate(analysis: dict, estimate: dict | None) -> SecurityRating:
     """Rate one analysis of ``results.json`` from its headline estimate and diagnostics.
 
     Notes
     -----
-    ``padlocks = max(0, min(design, MDES, attrition) − balance − pre-trend)``,
+    ``padlocks = max(0, min(design, MDES, attrition) − balance − pre-trend − sensitivity)``,
     where criteria that were not measured do not enter the minimum (the
     rating is then an upper bound, and the report says so).
     """
@@ -216,6 +236,9 @@ def rate(analysis: dict, estimate: dict | None) -> SecurityRating:
         balance_criterion(diagnostics),
         pretrend_criterion(diagnostics),
     ]
+    sensitivity = sensitivity_criterion(diagnostics)
+    if sensitivity is not None:
+        criteria.append(sensitivity)
     caps = [c.padlocks for c in criteria if c.padlocks is not None]
     padlocks = max(0, min(caps) - sum(c.deduction for c in criteria))
     unmeasured = [c.name.lower() for c in criteria if c.effect.startswith(("not used", "no deduction (not"))]

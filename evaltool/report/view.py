@@ -29,6 +29,9 @@ method gets them by emitting those keys (documented in
     ATT/overall estimate).
 ``design_type``, ``mdes``
     see :mod:`evaltool.report.security`.
+``sensitivity``
+    breakdown values (``rosenbaum``: Γ grid, bounds, ``breakdown_gamma``), gathered with the headline's
+    E-values in the "How sure are we?" section (:mod:`evaltool.report.sensitivity`).
 
 Everything else in ``diagnostics`` is shown, collapsed, under "Other
 diagnostics".
@@ -46,6 +49,7 @@ from evaltool.report.disclosure import SUPPRESSED
 from evaltool.report.formatting import fmt_ci, fmt_count, fmt_num, fmt_p, is_number
 from evaltool.report.progress import EEF_SOURCE, MonthsOfProgress, format_months, impact_label
 from evaltool.report.security import SecurityRating, rate, wwc_verdict
+from evaltool.report.sensitivity import sensitivity_lines
 from evaltool.report.words import (
     METHOD_EXPLANATIONS,
     NOT_SHOWN,
@@ -69,6 +73,7 @@ KNOWN_DIAGNOSTICS = (
     "design_type",
     "mdes",
     "review_questions",
+    "sensitivity",
 )
 #: The questions of the Campbell systematic review of inter-school collaboration (Connolly et al.),
 #: in the order ``diagnostics.review_questions`` answers them.
@@ -423,6 +428,7 @@ def analysis_view(safe: dict, raw: dict, figures: list[dict], descriptions: dict
         "count_unit": str(diagnostics.get("count_unit") or "schools"),
         "withheld_note": next((str(e["withheld"]) for e in [*safe.get("estimates", []), *subgroups] if e.get("withheld")), ""),
         "security": security_view(rating),
+        "how_sure": sensitivity_lines(safe, head) if safe.get("status") == "ok" else [],
         "plain_english": plain_english(method, safe, head, sentence, rating),
         "sample": {
             "n_rows_in": fmt_count((safe.get("sample") or {}).get("n_rows_in")),
@@ -622,6 +628,7 @@ def build_view(
         "main": ok[0] if ok else None,
         "agreement": agreement(ok),
         "for_whom": next((a for a in ok if a["subgroup_line"]), None),
+        "how_sure": [a for a in ok if a["how_sure"]],
         "failed": [a for a in analyses if a["failed"]],
         "n_analyses": len(analyses),
         "data": data_view(safe.get("data") or {}),

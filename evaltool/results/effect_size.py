@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass
 
 from evaltool.results.estimate import EffectEstimate
+from evaltool.sensitivity.evalue import evalue_smd
 
 
 def hedges_correction(n_total: float) -> float:
@@ -72,8 +73,12 @@ def standardise(estimate: EffectEstimate, standardiser: Standardiser) -> EffectE
     if not (standardiser.sd > 0 and math.isfinite(standardiser.sd)):
         return estimate
     factor = hedges_correction(standardiser.n_total) / standardiser.sd
+    g, se_g = estimate.estimate * factor, estimate.std_error * factor
+    evalue = evalue_smd(g, se_g) if math.isfinite(g) and math.isfinite(se_g) and se_g >= 0 else None
     return estimate.with_context(
-        effect_size=estimate.estimate * factor,
+        effect_size=g,
         effect_size_ci_lower=estimate.ci_lower * factor,
         effect_size_ci_upper=estimate.ci_upper * factor,
+        e_value=evalue.evalue if evalue is not None else None,
+        e_value_ci=evalue.evalue_ci if evalue is not None else None,
     )

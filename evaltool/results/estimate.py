@@ -42,6 +42,8 @@ TIDY_COLUMNS: tuple[str, ...] = (
     "se_correction",
     "se_method",
     "n_pupils_min",
+    "e_value",
+    "e_value_ci",
 )
 
 
@@ -108,6 +110,8 @@ class EffectEstimate:
     se_correction: str = ""
     se_method: str = ""
     n_pupils_min: int | None = None
+    e_value: float | None = None
+    e_value_ci: float | None = None
 
     @classmethod
     def from_normal(

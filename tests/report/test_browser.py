@@ -32,6 +32,11 @@ def loaded(sample_data_run, tmp_path_factory):
             ),
             "images": browser.evaluate("document.images.length"),
             "scripts": browser.evaluate("document.scripts.length"),
+            "how_sure": browser.evaluate(
+                "(() => { const s = document.getElementById('how-sure'); if (!s) return null; const r = "
+                "s.getBoundingClientRect(); return {text: s.innerText, height: r.height, "
+                "below_answer: r.top >= document.getElementById('answer').getBoundingClientRect().bottom}; })()"
+            ),
         }
         yield browser, shot, facts
     finally:
@@ -74,3 +79,13 @@ def test_images_render_and_answer_is_on_the_first_screen(loaded):
     assert 0 <= facts["answer_top"] < facts["answer_bottom"] <= 900
     assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     print(f"screenshot: {shot}")
+
+
+def test_how_sure_section_is_rendered_after_the_answer(loaded):
+    """#15: the sensitivity of each headline estimate, in plain words, right after the answer in brief."""
+    _, _, facts = loaded
+    section = facts["how_sure"]
+    assert section is not None, "no element with id 'how-sure' in the sample report"
+    assert section["height"] > 0 and section["below_answer"]
+    assert "How sure are we?" in section["text"]
+    assert "Hidden bias (Rosenbaum 2002)" in section["text"] and "E-value" in section["text"]

@@ -11,13 +11,14 @@ reported as such.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
 from evaltool.config.models import AnalysisBase, EventTime
+from evaltool.config.sensitivity import SensitivityOptions
 from evaltool.diagnostics.balance import balance_table, overlap_summary
 from evaltool.errors import EstimationError
 from evaltool.estimators.base import Method
@@ -38,6 +39,7 @@ from evaltool.estimators.psm.estimate import AttFit, abadie_imbens, weighted_att
 from evaltool.estimators.psm.matching import STATUS_NO_CONTROL, STATUS_NO_SUPPORT, MatchResult, common_support, match
 from evaltool.estimators.psm.propensity import check_covariates, design_matrix, fit_propensity
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
+from evaltool.sensitivity.rosenbaum import matched_differences, rosenbaum_bounds
 
 if TYPE_CHECKING:
     from evaltool.config.inference import InferenceOptions
@@ -184,6 +186,7 @@ def fit_psm(
     ci_level: float = 0.95,
     sample: SampleReport | None = None,
     stage: str = "psm",
+    sensitivity: SensitivityOptions | None = None,
 ) -> tuple[EffectEstimate, dict, SampleReport, list[str]]:
     """Match and estimate the ATT on a frame of units (one row each).
 
@@ -192,7 +195,8 @@ def fit_psm(
     ``matched_set``, ``school``, ``trust`` or ``local_authority`` (see
     :func:`psm_clusters`); ``cluster_labels`` the trust (``design``, ``trust``)
     or local-authority labels of every school, from the whole panel;
-    ``inference`` the analysis's options (correction, few clusters).
+    ``inference`` the analysis's options (correction, few clusters); ``sensitivity`` the analysis's
+    sensitivity options (Rosenbaum bounds on the matched differences, :func:`rosenbaum_diagnostics`).
 
     Returns
     -------
@@ -306,7 +310,32 @@ def fit_psm(
         .assign(weight=result.weights[matched], matched_set=result.unit_subclass[matched])
         .reset_index(drop=True),
     }
+    if sensitivity is not None and sensitivity.enabled:
+        diagnostics["sensitivity"] = {"rosenbaum": rosenbaum_diagnostics(y, result, fit.estimate, sensitivity,
+                                                                          regression_adjustment)}
     return estimate, diagnostics, sample, warnings
+
+
+def rosenbaum_diagnostics(
+    y: np.ndarray, result: MatchResult, estimate: float, options: SensitivityOptions, regression_adjustment: bool
+) -> dict[str, Any]:
+    """Rosenbaum bounds (Wilcoxon signed-rank, Hodges–Lehmann) on the matched differences, for results.json.
+
+    The test's direction is the reported estimate's sign.  Bounds that cannot be computed (fewer than five
+    matched treated schools, all differences zero) are reported with the reason, never raised: the estimate
+    stands, its sensitivity is unknown.
+    """
+    try:
+        differences = matched_differences(y, result.pair_treated, result.pair_control)
+        bounds = rosenbaum_bounds(differences, options.gamma, alpha=options.alpha,
+                                  alternative="greater" if estimate >= 0 else "less")
+    except EstimationError as exc:
+        return {"available": False, "reason": str(exc)}
+    out = {"available": True, **bounds.to_dict()}
+    if regression_adjustment:
+        out["note"] = (f"{bounds.note} The bounds are for the matched differences without the regression "
+                       "adjustment of the reported estimate.")
+    return out
 
 
 def _estimate(
@@ -580,6 +609,7 @@ def run(context: AnalysisContext) -> AnalysisResult:
         ci_level=spec.ci_level,
         sample=sample,
         stage=spec.name,
+        sensitivity=spec.sensitivity,
     )
     diagnostics["design"]["event_times"] = list(spec.event_times)
     diagnostics["design"]["did"] = spec.did

@@ -1,0 +1,128 @@
+"""The sensitivity block wired into the analyses, results and report (#15).
+
+The computations are tested against their references in the other files of this folder; here: the
+analyses give them the right inputs (the matched pairs the reported ATT uses, the reported effect size
+and its SE), the config block is validated with its key and line, and the report and rating read them.
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import evaltool
+from evaltool.config.loader import parse_config
+from evaltool.config.sensitivity import SensitivityOptions
+from evaltool.estimators.psm.method import rosenbaum_diagnostics
+from evaltool.report.security import rate
+from evaltool.report.sensitivity import FRAGILE_GAMMA, sensitivity_lines
+from evaltool.sensitivity.rosenbaum import rosenbaum_bounds
+
+COVARIATES = ["ks2_prior", "fsm_pct"]
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return evaltool.simulate(n_schools=200, seed=21)
+
+
+@pytest.fixture(scope="module")
+def matched(sim):
+    return evaltool.psm(sim.panel, outcome="attainment8", covariates=COVARIATES, trust="trust_id", did=True,
+                        event_times=[0, 1], pupils=sim.pupils)
+
+
+def test_rosenbaum_bounds_use_the_reported_matched_differences(matched):
+    """The bounds are computed on the differences whose mean is the reported matched ATT (1:1, no reuse)."""
+    bounds = matched.diagnostics["sensitivity"]["rosenbaum"]
+    assert bounds["available"] and bounds["method"] == "paired"
+    assert bounds["n_pairs"] == matched.estimates[0].n_treated
+    # Hodges-Lehmann at Γ = 1 is a location estimate of the same differences: near the mean difference (ATT).
+    assert abs(bounds["hodges_lehmann"] - matched.estimates[0].estimate) < 3 * matched.estimates[0].std_error
+    assert bounds["p_upper"] == sorted(bounds["p_upper"])  # worse with more hidden bias
+    assert bounds["breakdown_gamma"] > 1.0
+
+
+def test_rosenbaum_diagnostics_are_the_bounds_of_the_pair_differences():
+    """The psm wiring passes y[treated] - y[control] of each pair, oriented by the estimate's sign."""
+    rng = np.random.default_rng(3)
+    y = rng.normal(0, 1, 60)
+    y[:30] -= 0.8  # the treated (0-29) do worse: a negative estimate
+    pairs = SimpleNamespace(pair_treated=np.arange(30), pair_control=np.arange(30, 60))
+    options = SensitivityOptions(gamma=[1, 1.5, 2])
+    wired = rosenbaum_diagnostics(y, pairs, estimate=-0.8, options=options, regression_adjustment=True)
+    direct = rosenbaum_bounds(y[:30] - y[30:], [1, 1.5, 2], alternative="less").to_dict()
+    assert wired["p_upper"] == pytest.approx(direct["p_upper"], rel=1e-12)
+    assert wired["hl_lower"] == pytest.approx(direct["hl_lower"], rel=1e-12)
+    assert wired["alternative"] == "less"
+    assert "without the regression adjustment" in wired["note"]
+
+
+def test_sensitivity_can_be_switched_off_and_the_grid_is_used(sim):
+    off = evaltool.psm(sim.panel, outcome="attainment8", covariates=COVARIATES, trust="trust_id",
+                       sensitivity={"enabled": False})
+    assert "sensitivity" not in off.diagnostics
+    grid = evaltool.psm(sim.panel, outcome="attainment8", covariates=COVARIATES, trust="trust_id",
+                        sensitivity={"gamma": [3, 1, 2, 2]})
+    assert grid.diagnostics["sensitivity"]["rosenbaum"]["gamma"] == [1.0, 2.0, 3.0]
+
+
+def test_a_gamma_below_one_names_the_key_and_line(tmp_path):
+    text = (
+        "data: {panel: p.csv}\ncolumns: {outcomes: [y]}\nanalyses:\n  - name: m\n    method: psm\n"
+        "    sensitivity:\n      gamma: [0.5, 2]\n"
+    )
+    with pytest.raises(evaltool.ConfigError, match=r"analyses\[0\]\.sensitivity\.gamma \(config.yaml:7:\d+\): .*≥ 1"):
+        parse_config(text, source=tmp_path / "config.yaml")
+
+
+def test_e_values_of_every_effect_size(matched, sim):
+    """E-value columns (VanderWeele & Ding 2017, with EValue's evalues.MD conversion) on every standardised row."""
+    est = matched.estimates[0]
+    factor = est.effect_size / est.estimate
+    rr = math.exp(0.91 * est.effect_size)  # evalues.MD: RR = exp(0.91 d)
+    assert est.e_value == pytest.approx(rr + math.sqrt(rr * (rr - 1)), rel=1e-12)
+    lower = math.exp(0.91 * est.effect_size - 1.78 * est.std_error * factor)
+    expected_ci = 1.0 if lower <= 1 else lower + math.sqrt(lower * (lower - 1))
+    assert est.e_value_ci == pytest.approx(expected_ci, rel=1e-12)
+    staggered = evaltool.did_staggered(sim.panel, outcome="attainment8", trust="trust_id", bootstrap_draws=0,
+                                       pupils=sim.pupils)
+    tidy = staggered.tidy()
+    with_size = tidy["effect_size"].notna()
+    assert with_size.any() and tidy.loc[with_size, "e_value"].notna().all()
+    assert (tidy.loc[with_size, "e_value"] >= 1).all()
+
+
+def test_the_report_sentences_and_the_rating(matched):
+    payload = matched.to_dict()
+    lines = sensitivity_lines(payload, payload["estimates"][0])
+    assert any(line.startswith("Hidden bias (Rosenbaum 2002)") for line in lines)
+    assert any("E-value" in line for line in lines)
+    rating = rate(payload, payload["estimates"][0])
+    line = next(c for c in rating.criteria if c.name == "Sensitivity to hidden bias")
+    assert line.deduction == 0  # the simulated effect is large: robust
+
+
+def test_a_fragile_matched_finding_costs_a_padlock(matched):
+    payload = matched.to_dict()
+    robust = rate(payload, payload["estimates"][0])
+    bounds = payload["diagnostics"]["sensitivity"]["rosenbaum"]
+    bounds.update(breakdown_gamma=FRAGILE_GAMMA - 0.1, p_upper=[0.01, *bounds["p_upper"][1:]])
+    fragile = rate(payload, payload["estimates"][0])
+    line = next(c for c in fragile.criteria if c.name == "Sensitivity to hidden bias")
+    assert line.deduction == 1 and "fragile" in line.value
+    assert fragile.padlocks == max(0, robust.padlocks - 1)
+
+
+def test_bounds_that_cannot_be_computed_are_reported_not_raised(sim):
+    """Fewer than five matched joiners: the estimate stands, the bounds say why they are missing."""
+    few = sim.panel[(sim.panel["join_year"].isna()) | (sim.panel["urn"].isin(
+        sim.panel.loc[sim.panel["join_year"] == 2016, "urn"].unique()[:4]))]
+    result = evaltool.psm(few, outcome="attainment8", covariates=COVARIATES, caliper=None)
+    bounds = result.diagnostics["sensitivity"]["rosenbaum"]
+    assert bounds["available"] is False and "5" in bounds["reason"]
+    assert any("not computed" in line for line in sensitivity_lines(result.to_dict(), None))
+    assert np.isfinite(result.estimates[0].estimate)
