@@ -8,11 +8,17 @@ to be to change the answer; they are on by default, each where its method allows
   ``e_value_ci`` of results.csv);
 * Rosenbaum bounds (Rosenbaum 2002) for matched designs (``method: psm``), over the ``gamma`` grid, with the
   breakdown Γ;
+* Rambachan & Roth (2023) bounds for event studies (``event_study``, and ``did_staggered`` with
+  ``base_period: universal``): smoothness (Δ^SD, FLCI) by default, relative magnitudes (Δ^RM, hybrid C-LF,
+  seconds per M̄) when listed in ``restrictions``; the breakdown value;
+* the power of the pre-trend test against linear violations (Roth 2022), beside every pre-trend test;
 
 (see :mod:`evaltool.sensitivity` for the computations and docs/configuration.md for the reading).
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -31,7 +37,19 @@ class SensitivityOptions(BaseModel):
     gamma: list[float] = Field(default_factory=lambda: list(DEFAULT_GAMMA), min_length=1, max_length=100)
     """Rosenbaum bounds (psm): the Γ grid, odds ratios ≥ 1 of hidden bias in treatment assignment within matched pairs."""
     alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
-    """Significance level at which a bound 'breaks down' (the breakdown Γ is the smallest Γ with p above it)."""
+    """Significance level of the bounds: a bound 'breaks down' where its interval (or worst-case p-value) stops excluding no effect."""
+    restrictions: list[Literal["smoothness", "relative_magnitudes"]] = Field(
+        default_factory=lambda: ["smoothness"], max_length=2
+    )
+    """Rambachan-Roth bounds (event studies): 'smoothness' (default; FLCI, fast) and/or 'relative_magnitudes' (hybrid C-LF; about 12 s per mbar value)."""
+    mbar: list[float] = Field(default_factory=lambda: [0.0, 0.5, 1.0, 1.5, 2.0], min_length=1, max_length=50)
+    """Relative magnitudes: post-joining violations at most mbar times the largest pre-joining one (grid, each ≥ 0)."""
+    m: list[float] | None = Field(default=None, min_length=1, max_length=50)
+    """Smoothness: the slope of the differential trend changes by at most m outcome points a year (grid, each ≥ 0; default HonestDiD's data-driven grid)."""
+    target: Literal["first_post", "average_post"] = "first_post"
+    """The effect the bounds are for: 'first_post' (the year of joining, e = 0, as HonestDiD) or 'average_post' (mean of the post-joining event times)."""
+    pretrend_power: bool = True
+    """Report the power of the pre-trend test against linear violations, the slopes it detects with 50% and 80% power and the bias they would cause (Roth 2022)."""
 
     @field_validator("gamma")
     @classmethod
@@ -39,4 +57,14 @@ class SensitivityOptions(BaseModel):
         bad = [g for g in value if not g >= 1.0]
         if bad:
             raise ValueError(f"every Γ must be a number ≥ 1 (1 = no hidden bias); got {bad}")
+        return sorted(set(value))
+
+    @field_validator("mbar", "m")
+    @classmethod
+    def _non_negative(cls, value: list[float] | None) -> list[float] | None:
+        if value is None:
+            return value
+        bad = [v for v in value if not v >= 0.0 or v != v or v == float("inf")]
+        if bad:
+            raise ValueError(f"every value must be a finite number ≥ 0 (0 = parallel trends / linear trends); got {bad}")
         return sorted(set(value))

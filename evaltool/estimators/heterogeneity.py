@@ -297,7 +297,9 @@ def _subgroup_context(context: AnalysisContext, frame: pd.DataFrame) -> Analysis
         frame = frame.merge(panel.frame[["school", "year", *extra, *covariates]], on=["school", "year"], how="left")
     sub_panel = dataclasses.replace(panel, frame=frame.sort_values(["school", "year"]).reset_index(drop=True),
                                     report=type(panel.report)())
-    return dataclasses.replace(context, study=dataclasses.replace(context.study, panel=sub_panel))
+    # Only the subgroup's estimate is kept from a rerun, so its sensitivity analyses would be computed for nothing.
+    spec = context.spec.model_copy(update={"sensitivity": context.spec.sensitivity.model_copy(update={"enabled": False})})
+    return dataclasses.replace(context, spec=spec, study=dataclasses.replace(context.study, panel=sub_panel))
 
 
 def _rerun(method: Method, context: AnalysisContext, frame: pd.DataFrame, term: str) -> EffectEstimate:

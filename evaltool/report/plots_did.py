@@ -128,3 +128,39 @@ def twfe_weights_figure(result: AnalysisResult) -> Figure:
     )
     fig.tight_layout()
     return fig
+
+
+def sensitivity_figure(result: AnalysisResult) -> Figure | None:
+    """Rambachan-Roth sensitivity plot: the robust interval at each M̄ (or M) beside the original interval.
+
+    One panel per restriction computed (``diagnostics.sensitivity.honest``); ``None`` when none was.  As
+    HonestDiD's ``createSensitivityPlot``: the original interval first (grey), then the robust intervals, with
+    the breakdown value marked.
+    """
+    block = (result.diagnostics.get("sensitivity") or {}).get("honest") or {}
+    panels = [(name, b) for name, b in block.items() if isinstance(b, dict) and b.get("available")]
+    if not panels:
+        return None
+    fig = Figure(figsize=(4.2 * len(panels), 3.4))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (name, bounds) in zip(axes, panels, strict=True):
+        rows = [r for r in bounds.get("intervals", []) if r.get("lb") is not None and r.get("ub") is not None]
+        symbol = "M̄" if name == "relative_magnitudes" else "M"
+        labels = ["original"] + [f"{r['m']:.3g}" for r in rows]
+        lows = [bounds["original"]["lb"], *(r["lb"] for r in rows)]
+        highs = [bounds["original"]["ub"], *(r["ub"] for r in rows)]
+        x = np.arange(len(labels))
+        colours = [PRE] + [POST] * len(rows)
+        for xi, lo, hi, colour in zip(x, lows, highs, colours, strict=True):
+            ax.plot([xi, xi], [lo, hi], color=colour, linewidth=2.2, solid_capstyle="butt")
+        ax.axhline(0.0, color="#444444", linewidth=0.8, linestyle=":")
+        ax.set_xticks(x, labels, rotation=45 if len(labels) > 6 else 0, fontsize=8)
+        ax.set_xlabel(f"{symbol} ({name.replace('_', ' ')})")
+        ax.set_ylabel("Robust confidence interval")
+        if bounds.get("breakdown") is not None:
+            ax.set_title(f"breakdown {symbol} = {bounds['breakdown']:.3g}"
+                         + (" (beyond grid)" if bounds.get("breakdown_status") == "beyond_grid" else ""), fontsize=9)
+        ax.spines[["top", "right"]].set_visible(False)
+    fig.suptitle(f"Sensitivity to violations of parallel trends ({result.analysis})", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -33,8 +33,11 @@ Adaptation (our choices, shown in the report next to each value):
 * **sensitivity** (``diagnostics.sensitivity``, where the method measured it): a finding that is
   significant without hidden bias but breaks down at a small violation of the design's assumption costs
   one padlock: Rosenbaum's breakdown Γ below 1.25 for matched designs (unmeasured factors raising the odds
-  of joining within matched pairs by a quarter would explain it away).  E-values are shown, not rated:
-  they have no agreed threshold.
+  of joining within matched pairs by a quarter would explain it away); for event studies, a relative-magnitudes
+  breakdown M̄ below 0.5 (post-joining violations half the size of the largest pre-joining one would explain
+  it), or a robust interval that includes no effect at the smallest violation allowed (M̄ = 0 or M = 0, i.e.
+  a continuing linear pre-trend would explain it).  E-values and the smoothness breakdown M (in outcome points
+  a year, with no unit-free threshold) are shown, not rated.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from typing import Any
 
 from scipy import stats
 
-from evaltool.report.sensitivity import FRAGILE_GAMMA, fragile_breakdown, measured
+from evaltool.report.sensitivity import fragile_breakdown, measured
 
 #: Multiplier of SE(g) giving the MDES at 80 % power and 5 % two-sided significance (Bloom 1995).
 MDES_MULTIPLIER = float(stats.norm.ppf(0.975) + stats.norm.ppf(0.80))
@@ -212,9 +215,10 @@ def sensitivity_criterion(diagnostics: dict) -> Criterion | None:
     text = "; ".join(f"{name} {value:.2f}" for name, value in values.items())
     fragile = fragile_breakdown(diagnostics)
     if fragile is not None:
-        return Criterion("Sensitivity to hidden bias", f"{text} (below {FRAGILE_GAMMA}: fragile)", "−1 padlock",
+        name, value = fragile
+        return Criterion("Sensitivity of the finding", f"{text} (fragile: {name} {value:.2f})", "−1 padlock",
                          deduction=1)
-    return Criterion("Sensitivity to hidden bias", text, "no deduction")
+    return Criterion("Sensitivity of the finding", text, "no deduction")
 
 
 def rate(analysis: dict, estimate: dict | None) -> SecurityRating:

@@ -40,6 +40,56 @@ def rosenbaum_line(bounds: dict) -> str | None:
     )
 
 
+#: Relative-magnitudes breakdown below which a significant DiD finding counts as fragile: post-joining violations
+#: half the size of the largest pre-joining one would explain it.
+FRAGILE_MBAR = 0.5
+TARGET_WORDS = {"first_post": "the effect in the year of joining", "average_post": "the average effect after joining"}
+
+
+def honest_lines(block: dict) -> list[str]:
+    """Rambachan & Roth (2023) bounds in plain words, one sentence per restriction computed."""
+    lines = []
+    target = TARGET_WORDS.get(str(block.get("target")), "the effect")
+    for restriction, bounds in (block.get("honest") or {}).items():
+        if not isinstance(bounds, dict):
+            continue
+        if not bounds.get("available"):
+            lines.append(f"Parallel trends ({restriction.replace('_', ' ')} bounds, Rambachan & Roth 2023) not "
+                         f"computed: {bounds.get('reason', 'no reason given')}.")
+            continue
+        value, status = bounds.get("breakdown"), bounds.get("breakdown_status")
+        if restriction == "relative_magnitudes":
+            measure = "post-joining violations of parallel trends up to {v:.2f} times the largest pre-joining one"
+        else:
+            measure = ("a differential trend whose slope may change by up to {v:.3g} points a year from one year to the "
+                       "next (smoothness M; M = 0 allows a linear pre-joining trend to continue)")
+        if status == "not_significant" or not is_number(value):
+            lines.append(f"Parallel trends (Rambachan & Roth 2023): {target} is not significant once "
+                         f"{restriction.replace('_', ' ')} violations are allowed at all (its robust interval "
+                         "includes no effect at the smallest value).")
+            continue
+        beyond = " (the whole grid; it may survive more)" if status == "beyond_grid" else ""
+        lines.append(f"Parallel trends (Rambachan & Roth 2023): {target} stays significant with "
+                     f"{measure.format(v=value)}{beyond}.")
+    return lines
+
+
+def power_line(power: dict) -> str | None:
+    """Roth (2022): what the pre-trend test could have detected, and the bias it could have missed."""
+    if not isinstance(power, dict):
+        return None
+    if not power.get("available"):
+        return f"Power of the pre-trend test (Roth 2022) not computed: {power.get('reason', 'no reason given')}."
+    s50, s80, bias = power.get("slope_50"), power.get("slope_80"), power.get("bias_conditional")
+    if not (is_number(s50) and is_number(s80)):
+        return None
+    text = (f"Power of the pre-trend test (Roth 2022): it detects a linear pre-joining trend of {s80:.3g} points a "
+            f"year 80% of the time and one of {s50:.3g} only half the time")
+    if is_number(bias):
+        text += f"; a trend of {s50:.3g} a year that passed the test would bias the estimate by {bias:+.3g} points"
+    return text + ". No significant pre-trend is not proof of parallel trends."
+
+
 def evalue_line(estimate: dict) -> str | None:
     """The headline's E-values (VanderWeele & Ding 2017) in one sentence."""
     value, limit = estimate.get("e_value"), estimate.get("e_value_ci")
@@ -66,6 +116,12 @@ def sensitivity_lines(analysis: dict, headline: dict | None) -> list[str]:
         line = rosenbaum_line(block.get("rosenbaum"))
         if line:
             lines.append(line)
+        lines += honest_lines(block)
+        line = power_line(block.get("pretrend_power"))
+        if line:
+            lines.append(line)
+        if block.get("note"):
+            lines.append(str(block["note"]))
     if headline is not None:
         line = evalue_line(headline)
         if line:
@@ -82,6 +138,20 @@ def fragile_breakdown(diagnostics: dict) -> tuple[str, float] | None:
         significant = bool(p_values) and is_number(p_values[0]) and p_values[0] <= bounds.get("alpha", 0.05)
         if significant and is_number(gamma) and gamma < FRAGILE_GAMMA:
             return "Rosenbaum breakdown Γ", float(gamma)
+    honest = block.get("honest") if isinstance(block, dict) else None
+    for restriction, bounds in (honest or {}).items():
+        if not (isinstance(bounds, dict) and bounds.get("available")):
+            continue
+        original = bounds.get("original") or {}
+        lo, hi = original.get("lb"), original.get("ub")
+        significant = is_number(lo) and is_number(hi) and (lo > 0 or hi < 0)
+        if not significant:
+            continue
+        if bounds.get("breakdown_status") == "not_significant":
+            return f"{restriction.replace('_', ' ')} breakdown", 0.0
+        value = bounds.get("breakdown")
+        if restriction == "relative_magnitudes" and is_number(value) and value < FRAGILE_MBAR:
+            return "relative magnitudes breakdown M̄", float(value)
     return None
 
 
@@ -92,4 +162,11 @@ def measured(diagnostics: dict) -> dict[str, Any]:
     bounds = block.get("rosenbaum") if isinstance(block, dict) else None
     if isinstance(bounds, dict) and bounds.get("available") and is_number(bounds.get("breakdown_gamma")):
         out["Rosenbaum breakdown Γ"] = float(bounds["breakdown_gamma"])
+    honest = block.get("honest") if isinstance(block, dict) else None
+    names = {"relative_magnitudes": "relative magnitudes breakdown M̄", "smoothness": "smoothness breakdown M"}
+    for restriction, bounds in (honest or {}).items():
+        if isinstance(bounds, dict) and bounds.get("available"):
+            value = bounds.get("breakdown")
+            out[names.get(restriction, restriction)] = (
+                0.0 if bounds.get("breakdown_status") == "not_significant" or not is_number(value) else float(value))
     return out

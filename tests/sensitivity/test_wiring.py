@@ -102,7 +102,7 @@ def test_the_report_sentences_and_the_rating(matched):
     assert any(line.startswith("Hidden bias (Rosenbaum 2002)") for line in lines)
     assert any("E-value" in line for line in lines)
     rating = rate(payload, payload["estimates"][0])
-    line = next(c for c in rating.criteria if c.name == "Sensitivity to hidden bias")
+    line = next(c for c in rating.criteria if c.name == "Sensitivity of the finding")
     assert line.deduction == 0  # the simulated effect is large: robust
 
 
@@ -112,7 +112,7 @@ def test_a_fragile_matched_finding_costs_a_padlock(matched):
     bounds = payload["diagnostics"]["sensitivity"]["rosenbaum"]
     bounds.update(breakdown_gamma=FRAGILE_GAMMA - 0.1, p_upper=[0.01, *bounds["p_upper"][1:]])
     fragile = rate(payload, payload["estimates"][0])
-    line = next(c for c in fragile.criteria if c.name == "Sensitivity to hidden bias")
+    line = next(c for c in fragile.criteria if c.name == "Sensitivity of the finding")
     assert line.deduction == 1 and "fragile" in line.value
     assert fragile.padlocks == max(0, robust.padlocks - 1)
 
@@ -126,3 +126,78 @@ def test_bounds_that_cannot_be_computed_are_reported_not_raised(sim):
     assert bounds["available"] is False and "5" in bounds["reason"]
     assert any("not computed" in line for line in sensitivity_lines(result.to_dict(), None))
     assert np.isfinite(result.estimates[0].estimate)
+
+
+# ------------------------------------------------------------------ event studies (Rambachan-Roth, Roth 2022)
+@pytest.fixture(scope="module")
+def universal(sim):
+    return evaltool.did_staggered(sim.panel, outcome="attainment8", trust="trust_id", bootstrap_draws=0,
+                                  base_period="universal", aggregations=["simple", "dynamic"])
+
+
+def test_staggered_bounds_read_the_reported_dynamic_effects(universal):
+    """betahat of the bounds = the reported dynamic effects (e = −1 dropped); its SE = the reported SE."""
+    block = universal.diagnostics["sensitivity"]
+    bounds = block["honest"]["smoothness"]
+    assert bounds["available"], bounds
+    dynamic = universal.diagnostics["aggregations"]["dynamic"]
+    table = dynamic if not isinstance(dynamic, dict) else None
+    e0 = table.loc[table["event_time"] == 0].iloc[0]
+    assert bounds["estimate"] == pytest.approx(e0["att"], rel=1e-12)
+    assert bounds["std_error"] == pytest.approx(e0["std_error"], rel=1e-9)
+    assert bounds["num_pre"] == int((table["event_time"] < -1).sum())
+    assert bounds["num_post"] == int((table["event_time"] >= 0).sum())
+    power = block["pretrend_power"]
+    assert power["available"] and 0 < power["slope_50"] < power["slope_80"]
+    assert power["power"] == pytest.approx(0.5, abs=1e-6)  # evaluated at the 50%-power slope by default
+
+
+def test_varying_base_period_says_why_there_are_no_bounds(sim):
+    result = evaltool.did_staggered(sim.panel, outcome="attainment8", trust="trust_id", bootstrap_draws=0,
+                                    aggregations=["simple"])
+    bounds = result.diagnostics["sensitivity"]["honest"]["smoothness"]
+    assert bounds["available"] is False and "base_period: universal" in bounds["reason"]
+    lines = sensitivity_lines(result.to_dict(), result.to_dict()["estimates"][0])
+    assert any("not computed" in line and "base_period: universal" in line for line in lines)
+
+
+def test_event_study_bounds_and_their_reasons(sim):
+    study = evaltool.event_study(sim.panel, outcome="attainment8", trust="trust_id", window=[-4, 3])
+    block = study.diagnostics["sensitivity"]
+    assert block["honest"]["smoothness"]["available"]
+    assert block["honest"]["smoothness"]["num_pre"] == 3 and block["honest"]["smoothness"]["num_post"] == 4
+    short = evaltool.event_study(sim.panel, outcome="attainment8", trust="trust_id", window=[-3, 3])
+    assert "needs at least 3 pre-joining event times" in short.diagnostics["sensitivity"]["honest"]["smoothness"]["reason"]
+    given = evaltool.event_study(sim.panel, outcome="attainment8", trust="trust_id", window=[-3, 3],
+                                 sensitivity={"m": [0, 0.1]})
+    assert [r["m"] for r in given.diagnostics["sensitivity"]["honest"]["smoothness"]["intervals"]] == [0.0, 0.1]
+    other = evaltool.event_study(sim.panel, outcome="attainment8", trust="trust_id", window=[-3, 3], reference=-2)
+    reason = other.diagnostics["sensitivity"]["honest"]["smoothness"]["reason"]
+    assert "event time −1 as the reference" in reason
+    assert "sensitivity" in study.figures()
+
+
+def test_pretrend_power_grows_with_a_broken_trend():
+    """Data with a known linear pre-trend (the simulator's pretrend_slope): the test's power against that slope is
+    higher the steeper the slope; the 80%-power slope does not depend on the truth (only on the design)."""
+    results = {}
+    for slope in (0.0, 0.6):
+        data = evaltool.simulate(n_schools=200, seed=5, pretrend_slope=slope)
+        fit = evaltool.event_study(data.panel, outcome="attainment8", trust="trust_id", window=[-4, 3],
+                                   sensitivity={"pretrend_power": True})
+        results[slope] = fit.diagnostics["sensitivity"]["pretrend_power"]
+    assert results[0.0]["slope_80"] == pytest.approx(results[0.6]["slope_80"], rel=0.5)
+    # Power at the true slope: from the computed 50%/80% slopes, a trend of 0.6 a year is detected almost surely.
+    assert results[0.6]["slope_80"] < 0.6
+
+
+def test_a_fragile_did_finding_costs_a_padlock(universal):
+    payload = universal.to_dict()
+    head = payload["estimates"][0]
+    robust = rate(payload, head)
+    bounds = payload["diagnostics"]["sensitivity"]["honest"]["smoothness"]
+    bounds["breakdown_status"] = "not_significant"
+    fragile = rate(payload, head)
+    line = next(c for c in fragile.criteria if c.name == "Sensitivity of the finding")
+    assert line.deduction == 1
+    assert fragile.padlocks == max(0, robust.padlocks - 1)

@@ -41,6 +41,7 @@ from evaltool.estimators.did.method_twfe import (
     panel_wild_bootstrap,
     prepare_twfe_sample,
 )
+from evaltool.estimators.did.sensitivity import event_time_sensitivity
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
 if TYPE_CHECKING:
@@ -226,6 +227,12 @@ def fit_event_study(
         "pretrend_test": pretest,
         "inference": main_record.to_dict(),
     }
+    if options.sensitivity.enabled:
+        sensitivity = event_time_sensitivity(times_arr, beta, cov, options.sensitivity, reference=options.reference)
+        if options.bin_endpoints:
+            sensitivity["note"] = ("The first and last event times bin every year beyond them (bin_endpoints: true); "
+                                   "the bounds treat each as one year.")
+        diagnostics["sensitivity"] = sensitivity
     return estimates, diagnostics, sample, warnings
 
 
@@ -241,9 +248,13 @@ def run(context: AnalysisContext) -> AnalysisResult:
 
 
 def figures(result: AnalysisResult) -> dict:
-    from evaltool.report.plots_did import event_study_figure
+    from evaltool.report.plots_did import event_study_figure, sensitivity_figure
 
-    return {"event_study": event_study_figure(result)}
+    figs = {"event_study": event_study_figure(result)}
+    sensitivity = sensitivity_figure(result)
+    if sensitivity is not None:
+        figs["sensitivity"] = sensitivity
+    return figs
 
 
 EVENT_STUDY = Method(

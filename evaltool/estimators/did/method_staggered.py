@@ -36,6 +36,7 @@ from evaltool.estimators.did.engine.aggregate import Aggregate, aggregate
 from evaltool.estimators.did.engine.att_gt import GroupTimeResult, att_gt
 from evaltool.estimators.did.engine.bootstrap import BootstrapResult, PendingDraws, start_group_time_draws
 from evaltool.estimators.did.engine.clustering import DidClusters, label_warnings, resolve_clusters
+from evaltool.estimators.did.sensitivity import event_time_sensitivity
 from evaltool.estimators.inference import Inference, check_cluster_count, few_clusters_route, inference_problems
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
@@ -211,6 +212,8 @@ def _fit(
             cluster=labels,  # resolved from the whole panel, not the placebo's pre-joining years
             stage=f"{options.name} (placebo)",
         )
+    if options.sensitivity.enabled:
+        diagnostics["sensitivity"] = _sensitivity(gt, aggs, options, factor)
     sample = gt.sample
     sample.n_rows_used = int((~np.isnan(arrays.y)).sum())
     sample.n_units_used = arrays.n_units
@@ -222,6 +225,26 @@ def _fit(
             f"{_df_text(pre)}): parallel trends is doubtful, so treat the effects with caution."
         )
     return estimates, diagnostics, sample, warnings
+
+
+def _sensitivity(gt: GroupTimeResult, aggs: dict, options: DidStaggeredOptions, factor: float) -> dict:
+    """Rambachan-Roth bounds and pre-trend power on the dynamic aggregation (event times, their covariance)."""
+    if options.base_period != "universal":
+        reason = ("the bounds and the pre-trend power need base_period: universal (every pre-joining effect against "
+                  "the year before joining, an event study); with 'varying' (the default, as R did) pre-joining "
+                  "effects compare consecutive years")
+        out: dict = {"honest": {r: {"available": False, "reason": reason} for r in options.sensitivity.restrictions}}
+        if options.sensitivity.pretrend_power:
+            out["pretrend_power"] = {"available": False, "reason": reason}
+        return out
+    min_e, max_e = options.event_window if options.event_window else (-np.inf, np.inf)
+    dynamic = aggs.get("dynamic") or aggregate(gt, "dynamic", min_e=min_e, max_e=max_e)
+    times = dynamic.table["event_time"].to_numpy()
+    out = event_time_sensitivity(times, dynamic.table["att"].to_numpy(), factor**2 * dynamic.covariance(),
+                                 options.sensitivity)
+    out["source"] = ("dynamic aggregation (effects by event time) with its influence-function covariance; the "
+                     "pre-trend power is that of a Wald test of its pre-joining event times")
+    return out
 
 
 def _df_text(test: dict) -> str:
@@ -434,11 +457,14 @@ def run(context: AnalysisContext) -> AnalysisResult:
 
 
 def figures(result: AnalysisResult) -> dict:
-    from evaltool.report.plots_did import dynamic_figure, group_time_figure
+    from evaltool.report.plots_did import dynamic_figure, group_time_figure, sensitivity_figure
 
     figs = {"group_time": group_time_figure(result)}
     if "dynamic" in result.diagnostics.get("aggregations", {}):
         figs["event_study"] = dynamic_figure(result)
+    sensitivity = sensitivity_figure(result)
+    if sensitivity is not None:
+        figs["sensitivity"] = sensitivity
     return figs
 
 

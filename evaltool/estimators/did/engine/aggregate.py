@@ -58,6 +58,11 @@ class Aggregate:
         """Influence functions of the elements, shape ``(n_units, len(table))``."""
         return self.result.basis @ self.coef[:, :-1]
 
+    def covariance(self) -> np.ndarray:
+        """Analytic (cluster-robust) covariance of the elements, shape ``(len(table), len(table))``."""
+        element = self.coef[:, :-1]
+        return element.T @ (self.result.basis_cov @ element)
+
     @property
     def overall_influence(self) -> np.ndarray:
         """Influence function of the overall parameter, shape ``(n_units,)``."""

@@ -1,0 +1,109 @@
+"""Sensitivity of an event study to violations of parallel trends, for the DiD front ends.
+
+Takes the event-time coefficients and their joint covariance that ``event_study`` and ``did_staggered``
+(dynamic aggregation) estimate, checks that they can carry the bounds (reference period −1 excluded,
+consecutive pre- and post-joining event times), and runs the analyses of the ``sensitivity:`` block:
+Rambachan & Roth (2023) bounds (:mod:`evaltool.sensitivity.honest`) and the power of the pre-trend test
+(Roth 2022, :mod:`evaltool.sensitivity.pretrend_power`).  A bound that cannot be computed is reported with
+its reason; the estimate stands.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from evaltool.config.sensitivity import SensitivityOptions
+from evaltool.errors import EstimationError
+from evaltool.sensitivity.honest import honest_bounds
+from evaltool.sensitivity.pretrend_power import pretrend_power
+
+REFERENCE = -1
+#: HonestDiD's default M grid is set from the pre-joining trend's curvature, which needs three pre-periods.
+MIN_PRE_FOR_M_GRID = 3
+
+
+def event_time_sensitivity(
+    event_times: np.ndarray, beta: np.ndarray, sigma: np.ndarray, options: SensitivityOptions, *,
+    reference: int = REFERENCE, pretest_reference: str = "chi2", pretest_df_denominator: float | None = None,
+) -> dict[str, Any]:
+    """The ``diagnostics.sensitivity`` entries of an event study.
+
+    Parameters
+    ----------
+    event_times, beta, sigma
+        Event time of each coefficient, the coefficients and their joint covariance (the reference period
+        may be among them with a zero coefficient; it is dropped).
+    options
+        The analysis's ``sensitivity:`` block.
+    reference
+        The event time the coefficients are relative to (the bounds need −1).
+    pretest_reference, pretest_df_denominator
+        The reference distribution of the analysis's own pre-trend test (``"chi2"``, or ``"F"`` with its
+        denominator degrees of freedom), so the power is that of the test reported.
+
+    Returns
+    -------
+    dict
+        ``honest`` (one entry per restriction) and ``pretrend_power``; each either the result's fields with
+        ``available: True`` or ``available: False`` and the ``reason``.
+    """
+    times = np.asarray(event_times, dtype=float)
+    beta, sigma = np.asarray(beta, dtype=float), np.asarray(sigma, dtype=float)
+    problem = _problem(times, reference)
+    out: dict[str, Any] = {"honest": {}, "target": options.target}
+    keep = times != reference
+    times, beta, sigma = times[keep], beta[keep], sigma[np.ix_(keep, keep)]
+    num_pre, num_post = int((times < reference).sum()), int((times >= 0).sum())
+    target: int | str = 0 if options.target == "first_post" else "average"
+    for restriction in options.restrictions:
+        if problem is not None:
+            out["honest"][restriction] = {"available": False, "reason": problem}
+            continue
+        grid = options.mbar if restriction == "relative_magnitudes" else options.m
+        if restriction == "smoothness" and grid is None and num_pre < MIN_PRE_FOR_M_GRID:
+            out["honest"][restriction] = {"available": False, "reason": (
+                f"HonestDiD's data-driven M grid needs at least {MIN_PRE_FOR_M_GRID} pre-joining event times before "
+                f"−1 (this analysis has {num_pre}); give the grid as sensitivity.m, or widen the event window")}
+            continue
+        out["honest"][restriction] = _guarded(lambda r=restriction, g=grid: honest_bounds(
+            beta, sigma, num_pre=num_pre, num_post=num_post, restriction=r, grid=g, target=target,
+            alpha=options.alpha).to_dict())
+    if options.pretrend_power:
+        if num_pre == 0:
+            out["pretrend_power"] = {"available": False, "reason": "no pre-joining event time before the reference "
+                                                                    "year −1, so there is no pre-trend test"}
+        else:
+            f = pretest_reference == "F" and pretest_df_denominator is not None
+            out["pretrend_power"] = _guarded(lambda: pretrend_power(
+                sigma, times, reference_period=reference, reference="F" if f else "chi2",
+                df_denominator=pretest_df_denominator if f else None, alpha=options.alpha,
+                target=target if problem is None else 0).to_dict())
+    return out
+
+
+def _problem(times: np.ndarray, reference: int) -> str | None:
+    """Why the event times cannot carry Rambachan-Roth bounds (``None`` if they can)."""
+    if reference != REFERENCE:
+        return (f"the bounds need event time −1 as the reference (this analysis uses {reference}); set "
+                "reference: -1")
+    pre = np.sort(times[times < reference])
+    post = np.sort(times[times >= 0])
+    if len(post) == 0:
+        return "no post-joining event time"
+    if len(pre) == 0:
+        return "no pre-joining event time before −1: the bounds extrapolate from pre-joining violations"
+    if not (np.array_equal(pre, np.arange(pre[0], reference)) and np.array_equal(post, np.arange(0, post[-1] + 1))):
+        return "the event times are not consecutive around −1 (the bounds compare consecutive years)"
+    return None
+
+
+def _guarded(compute) -> dict[str, Any]:
+    """The computation's fields, or why it failed: the estimate stands whatever happens to its bounds."""
+    try:
+        return {"available": True, **compute()}
+    except EstimationError as exc:
+        return {"available": False, "reason": str(exc)}
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:  # raised inside moderndid / cvxpy
+        return {"available": False, "reason": f"the bound could not be computed ({type(exc).__name__}: {exc})"}
