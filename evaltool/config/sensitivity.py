@@ -45,7 +45,7 @@ class SensitivityOptions(BaseModel):
     mbar: list[float] = Field(default_factory=lambda: [0.0, 0.5, 1.0, 1.5, 2.0], min_length=1, max_length=50)
     """Relative magnitudes: post-joining violations at most mbar times the largest pre-joining one (grid, each ≥ 0)."""
     m: list[float] | None = Field(default=None, min_length=1, max_length=50)
-    """Smoothness: the slope of the differential trend changes by at most m outcome points a year (grid, each ≥ 0; default HonestDiD's data-driven grid)."""
+    """Smoothness: the slope of the differential trend changes by at most m outcome points a year (grid, each ≥ 0; default 5 values from 0 to HonestDiD's data-driven upper bound)."""
     target: Literal["first_post", "average_post"] = "first_post"
     """The effect the bounds are for: 'first_post' (the year of joining, e = 0, as HonestDiD) or 'average_post' (mean of the post-joining event times)."""
     pretrend_power: bool = True

@@ -80,13 +80,16 @@ def power_line(power: dict) -> str | None:
         return None
     if not power.get("available"):
         return f"Power of the pre-trend test (Roth 2022) not computed: {power.get('reason', 'no reason given')}."
-    s50, s80, bias = power.get("slope_50"), power.get("slope_80"), power.get("bias_conditional")
+    s50, s80 = power.get("slope_50"), power.get("slope_80")
+    conditional, unconditional = power.get("bias_conditional"), power.get("bias_unconditional")
     if not (is_number(s50) and is_number(s80)):
         return None
     text = (f"Power of the pre-trend test (Roth 2022): it detects a linear pre-joining trend of {s80:.3g} points a "
             f"year 80% of the time and one of {s50:.3g} only half the time")
-    if is_number(bias):
-        text += f"; a trend of {s50:.3g} a year that passed the test would bias the estimate by {bias:+.3g} points"
+    if is_number(conditional):
+        text += f"; a trend of {s50:.3g} a year that passed the test would bias the estimate by {conditional:+.3g} points"
+    elif is_number(unconditional):
+        text += f"; a trend of {s50:.3g} a year would bias the estimate by {unconditional:+.3g} points"
     return text + ". No significant pre-trend is not proof of parallel trends."
 
 

@@ -164,6 +164,7 @@ def honest_bounds(
     alpha: float = 0.05,
     refine_breakdown: bool | None = None,
     grid_points: int = 1000,
+    default_grid_size: int = 10,
 ) -> HonestResult:
     r"""Rambachan–Roth robust confidence intervals for an event-study effect over a grid of M̄ or M.
 
@@ -194,6 +195,9 @@ def honest_bounds(
         grid values.  Default: only for FLCI (a fraction of a second per evaluation; C-LF takes seconds).
     grid_points
         Grid over θ for the conditional / hybrid tests (HonestDiD's ``gridPoints``).
+    default_grid_size
+        Number of values of the data-driven M grid when ``grid`` is ``None`` (HonestDiD: 10, from 0 to its
+        upper bound ``DeltaSD_upperBound_Mpre``); each FLCI value costs a fraction of a second.
 
     Returns
     -------
@@ -228,6 +232,8 @@ def honest_bounds(
     alpha = _check_alpha(alpha)
     l_vec, target_name = _target_weights(target, num_post)
     grid_arr = _check_grid(grid, restriction)
+    if grid_arr is None and restriction == "smoothness" and default_grid_size != 10:
+        grid_arr = _data_driven_m_grid(beta, sig, num_pre, default_grid_size)
     if refine_breakdown is None:
         refine_breakdown = method == "FLCI"
 
@@ -258,6 +264,17 @@ def honest_bounds(
         intervals=intervals, breakdown=breakdown, breakdown_status=status, breakdown_refined=refined,
         notes=tuple(notes),
     )
+
+
+def _data_driven_m_grid(beta: np.ndarray, sig: np.ndarray, num_pre: int, size: int) -> np.ndarray:
+    """HonestDiD's default M grid with ``size`` values: 0 to the upper bound estimated from the pre-periods."""
+    didhonest = _import_didhonest()
+    if num_pre == 1:  # as HonestDiD: no second differences with one pre-period
+        upper = float(np.sqrt(sig[0, 0]))
+    else:
+        upper = float(didhonest.compute_delta_sd_upperbound_m(betahat=beta, sigma=sig, num_pre_periods=num_pre,
+                                                              alpha=0.05))
+    return np.linspace(0.0, upper, max(int(size), 2))
 
 
 def _import_didhonest():

@@ -201,3 +201,31 @@ def test_a_fragile_did_finding_costs_a_padlock(universal):
     line = next(c for c in fragile.criteria if c.name == "Sensitivity of the finding")
     assert line.deduction == 1
     assert fragile.padlocks == max(0, robust.padlocks - 1)
+
+
+def test_varying_base_power_is_the_noncentral_chi2_of_the_reported_test(sim):
+    """Under δ_t = slope·t every varying-base pre-joining ATT(g, t) equals the slope, so the χ² test's power is
+    P(χ²_k(slope²·1'Σ⁻¹1) > χ²_{k,0.95}) (Roth 2022 for this test): 0.5 and 0.8 at the reported slopes."""
+    from scipy import stats
+
+    from evaltool.diagnostics.pretrends import staggered_pretrend_test
+    from evaltool.estimators.did.engine.aggregate import aggregate
+    from evaltool.estimators.did.engine.att_gt import att_gt
+    from evaltool.estimators.did.method_staggered import varying_base_power
+
+    frame = sim.panel.rename(columns={"urn": "school"})[["school", "year", "join_year", "attainment8"]]
+    gt = att_gt(frame, "attainment8", control_group="never_joined")
+    pretrend = staggered_pretrend_test(gt, reference="chi2")
+    out = varying_base_power(gt, aggregate(gt, "group"), 1.0, pretrend, 0.05)
+    cells = gt.cells
+    pre = (cells["year"] < cells["cohort"]).to_numpy() & np.isfinite(cells["att"].to_numpy()) & (
+        cells["std_error"].to_numpy() > 0)
+    sigma = gt.vcov(pre)
+    ones = np.ones(int(pre.sum()))
+    curvature = float(ones @ np.linalg.pinv(sigma, rcond=1e-10, hermitian=True) @ ones)  # as the Wald test's pinv
+    k = int(np.linalg.matrix_rank(sigma, tol=1e-10 * np.linalg.eigvalsh(sigma).max(), hermitian=True))
+    assert out["df"] == k
+    critical = stats.chi2.ppf(0.95, k)
+    for slope, target in ((out["slope_50"], 0.5), (out["slope_80"], 0.8)):
+        assert stats.ncx2.sf(critical, k, slope**2 * curvature) == pytest.approx(target, abs=1e-6)
+    assert out["bias_unconditional"] > 0  # a rising trend biases a positive-weighted headline upwards

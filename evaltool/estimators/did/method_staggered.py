@@ -213,7 +213,7 @@ def _fit(
             stage=f"{options.name} (placebo)",
         )
     if options.sensitivity.enabled:
-        diagnostics["sensitivity"] = _sensitivity(gt, aggs, options, factor)
+        diagnostics["sensitivity"] = _sensitivity(gt, aggs, options, factor, pretrend)
     sample = gt.sample
     sample.n_rows_used = int((~np.isnan(arrays.y)).sum())
     sample.n_units_used = arrays.n_units
@@ -227,15 +227,19 @@ def _fit(
     return estimates, diagnostics, sample, warnings
 
 
-def _sensitivity(gt: GroupTimeResult, aggs: dict, options: DidStaggeredOptions, factor: float) -> dict:
-    """Rambachan-Roth bounds and pre-trend power on the dynamic aggregation (event times, their covariance)."""
+def _sensitivity(gt: GroupTimeResult, aggs: dict, options: DidStaggeredOptions, factor: float,
+                 pretrend: dict) -> dict:
+    """Rambachan-Roth bounds and pre-trend power on the dynamic aggregation (``base_period: universal``), or the
+    pre-trend power of the varying-base test reported (``varying``, where the bounds cannot be computed)."""
     if options.base_period != "universal":
-        reason = ("the bounds and the pre-trend power need base_period: universal (every pre-joining effect against "
-                  "the year before joining, an event study); with 'varying' (the default, as R did) pre-joining "
-                  "effects compare consecutive years")
+        reason = ("the bounds need base_period: universal (every pre-joining effect against the year before joining, "
+                  "an event study); with 'varying' (the default, as R did) pre-joining effects compare consecutive "
+                  "years")
         out: dict = {"honest": {r: {"available": False, "reason": reason} for r in options.sensitivity.restrictions}}
         if options.sensitivity.pretrend_power:
-            out["pretrend_power"] = {"available": False, "reason": reason}
+            out["pretrend_power"] = varying_base_power(gt, aggs[options.aggregations[0]], factor, pretrend,
+                                                       options.sensitivity.alpha)
+        out["target"] = options.aggregations[0]
         return out
     min_e, max_e = options.event_window if options.event_window else (-np.inf, np.inf)
     dynamic = aggs.get("dynamic") or aggregate(gt, "dynamic", min_e=min_e, max_e=max_e)
@@ -245,6 +249,58 @@ def _sensitivity(gt: GroupTimeResult, aggs: dict, options: DidStaggeredOptions, 
     out["source"] = ("dynamic aggregation (effects by event time) with its influence-function covariance; the "
                      "pre-trend power is that of a Wald test of its pre-joining event times")
     return out
+
+
+def varying_base_power(gt: GroupTimeResult, headline: Aggregate, factor: float, pretrend: dict, alpha: float) -> dict:
+    """Roth (2022) for the varying-base pre-trend test: its power against a linear differential trend.
+
+    With consecutive-year comparisons every pre-joining ATT(g, t) of a trend δ_t = slope·t equals the slope, so
+    the test's non-centrality is slope²·1'Σ⁻¹1 (Σ the covariance of the tested cells; the F reference's
+    degrees of freedom of the test reported, with the pooled covariance: an approximation to its per-cohort
+    variance).  The same trend biases each post-joining ATT(g, t) (base year g − 1) by slope·(t − g + 1), so the
+    headline aggregation by slope·w'(e + 1) with its cell weights w.
+    """
+    from scipy.optimize import brentq
+
+    from evaltool.sensitivity.pretrend_power import pretest_power
+
+    cells = gt.cells
+    antic = gt.options["anticipation"]
+    att, se = cells["att"].to_numpy(), cells["std_error"].to_numpy()
+    pre = (cells["year"].to_numpy() < cells["cohort"].to_numpy() - antic) & np.isfinite(att) & (se > 0)
+    if not pre.any():
+        return {"available": False, "reason": "no pre-joining group-time effect to test"}
+    # The tested cells' covariance is often singular (more cells than independent contrasts); the Wald test uses
+    # its pseudo-inverse and rank, so the power is computed in the span of its positive eigenvalues.
+    values, vectors = np.linalg.eigh(factor**2 * gt.vcov(pre))
+    keep = values > 1e-10 * max(values.max(), 1e-300)
+    sigma = np.diag(values[keep])
+    ones = vectors[:, keep].T @ np.ones(int(pre.sum()))
+    f = pretrend.get("df_denominator") is not None
+    kwargs = {"reference": "F" if f else "chi2", "df": int(keep.sum()),
+              "df_denominator": pretrend.get("df_denominator") if f else None, "alpha": alpha}
+    try:
+        def power(slope: float) -> float:
+            return pretest_power(slope * ones, sigma, **kwargs)
+
+        upper = float(np.sqrt(np.max(np.diag(sigma))))
+        while power(upper) < 0.9:
+            upper *= 2
+        slope_50 = float(brentq(lambda v: power(v) - 0.5, 0.0, upper, xtol=1e-10))
+        slope_80 = float(brentq(lambda v: power(v) - 0.8, 0.0, upper, xtol=1e-10))
+    except (EstimationError, ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+        return {"available": False, "reason": f"the power could not be computed ({type(exc).__name__}: {exc})"}
+    weights = headline.coef[: len(cells), -1]
+    event = (cells["year"] - cells["cohort"]).to_numpy(dtype=float)
+    per_slope = float(np.nansum(np.where(event >= 0, weights * (event + 1), 0.0)))
+    return {
+        "available": True, "test": "wald", "reference": kwargs["reference"], "df": kwargs["df"],
+        "df_denominator": kwargs["df_denominator"], "alpha": alpha, "slope": slope_50, "power": 0.5,
+        "slope_50": slope_50, "slope_80": slope_80, "target": headline.kind,
+        "bias_unconditional": slope_50 * per_slope, "bias_conditional": None,
+        "note": "power of the reported varying-base pre-trend test (pooled covariance; the F reference's degrees "
+                "of freedom) against δ_t = slope·t; the bias is the headline aggregation's under that trend",
+    }
 
 
 def _df_text(test: dict) -> str:
