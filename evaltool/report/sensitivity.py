@@ -93,6 +93,24 @@ def power_line(power: dict) -> str | None:
     return text + ". No significant pre-trend is not proof of parallel trends."
 
 
+def pre_joining_line(change: dict | None, anticipation: Any) -> str | None:
+    """Whether outcomes already moved in the year before joining (anticipation; EPI 2017)."""
+    if not (isinstance(change, dict) and change.get("available")):
+        return None
+    value, p = change.get("change"), change.get("p_value")
+    if not (is_number(value) and is_number(p)):
+        return None
+    allowed = f" (anticipation: {int(anticipation)} year{'s' if anticipation != 1 else ''} allowed)" \
+        if is_number(anticipation) else ""
+    if change.get("moves"):
+        return (f"The year before joining already moves{allowed}: outcomes changed by {value:+.2f} points from two years "
+                f"before joining to one year before (p = {p:.3f}), more than the comparison schools. English schools "
+                "often improve in the year before converting (EPI 2017): anticipation or a temporary high point. If "
+                "it is anticipation, set anticipation: 1 so the base year is before it.")
+    return (f"The year before joining does not move{allowed}: outcomes changed by {value:+.2f} points from two years "
+            f"before joining to one year before, relative to the comparison schools (p = {p:.3f}).")
+
+
 def evalue_line(estimate: dict) -> str | None:
     """The headline's E-values (VanderWeele & Ding 2017) in one sentence."""
     value, limit = estimate.get("e_value"), estimate.get("e_value_ci")
@@ -121,6 +139,9 @@ def sensitivity_lines(analysis: dict, headline: dict | None) -> list[str]:
             lines.append(line)
         lines += honest_lines(block)
         line = power_line(block.get("pretrend_power"))
+        if line:
+            lines.append(line)
+        line = pre_joining_line(block.get("pre_joining_year"), block.get("anticipation"))
         if line:
             lines.append(line)
         if block.get("note"):

@@ -229,3 +229,22 @@ def test_varying_base_power_is_the_noncentral_chi2_of_the_reported_test(sim):
     for slope, target in ((out["slope_50"], 0.5), (out["slope_80"], 0.8)):
         assert stats.ncx2.sf(critical, k, slope**2 * curvature) == pytest.approx(target, abs=1e-6)
     assert out["bias_unconditional"] > 0  # a rising trend biases a positive-weighted headline upwards
+
+
+def test_the_year_before_joining_is_the_same_change_in_both_base_periods(sim, universal):
+    """Universal base: −β(−2) = change from e = −2 to −1; varying base: the dynamic effect at e = −1 is that change."""
+    varying = evaltool.did_staggered(sim.panel, outcome="attainment8", trust="trust_id", bootstrap_draws=0,
+                                     aggregations=["simple", "dynamic"])
+    a = universal.diagnostics["sensitivity"]["pre_joining_year"]
+    b = varying.diagnostics["sensitivity"]["pre_joining_year"]
+    assert a["change"] == pytest.approx(b["change"], rel=1e-8)
+    assert a["std_error"] == pytest.approx(b["std_error"], rel=1e-6)
+
+
+def test_a_rising_pre_joining_trend_shows_the_year_before_joining_moving():
+    data = evaltool.simulate(n_schools=300, seed=8, pretrend_slope=1.0)
+    fit = evaltool.event_study(data.panel, outcome="attainment8", trust="trust_id", window=[-4, 3])
+    change = fit.diagnostics["sensitivity"]["pre_joining_year"]
+    assert change["moves"] and change["change"] > 0
+    lines = sensitivity_lines(fit.to_dict(), fit.to_dict()["estimates"][0])
+    assert any(line.startswith("The year before joining already moves") for line in lines)

@@ -36,7 +36,7 @@ from evaltool.estimators.did.engine.aggregate import Aggregate, aggregate
 from evaltool.estimators.did.engine.att_gt import GroupTimeResult, att_gt
 from evaltool.estimators.did.engine.bootstrap import BootstrapResult, PendingDraws, start_group_time_draws
 from evaltool.estimators.did.engine.clustering import DidClusters, label_warnings, resolve_clusters
-from evaltool.estimators.did.sensitivity import event_time_sensitivity
+from evaltool.estimators.did.sensitivity import event_time_sensitivity, pre_joining_change
 from evaltool.estimators.inference import Inference, check_cluster_count, few_clusters_route, inference_problems
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
 
@@ -240,6 +240,15 @@ def _sensitivity(gt: GroupTimeResult, aggs: dict, options: DidStaggeredOptions, 
             out["pretrend_power"] = varying_base_power(gt, aggs[options.aggregations[0]], factor, pretrend,
                                                        options.sensitivity.alpha)
         out["target"] = options.aggregations[0]
+        dynamic = aggs.get("dynamic")
+        if dynamic is not None and (dynamic.table["event_time"] == -1 - options.anticipation).any():
+            # With consecutive-year comparisons, the dynamic effect at e = −1 is the change into the year before
+            # joining (from two years before).
+            row = dynamic.table.index[dynamic.table["event_time"] == -1 - options.anticipation][0]
+            out["pre_joining_year"] = pre_joining_change(
+                float(dynamic.table.at[row, "att"]), factor * float(dynamic.table.at[row, "std_error"]),
+                options.sensitivity.alpha, "the dynamic effect at event time −1 (consecutive-year comparisons)")
+        out["anticipation"] = options.anticipation
         return out
     min_e, max_e = options.event_window if options.event_window else (-np.inf, np.inf)
     dynamic = aggs.get("dynamic") or aggregate(gt, "dynamic", min_e=min_e, max_e=max_e)
@@ -248,6 +257,7 @@ def _sensitivity(gt: GroupTimeResult, aggs: dict, options: DidStaggeredOptions, 
                                  options.sensitivity)
     out["source"] = ("dynamic aggregation (effects by event time) with its influence-function covariance; the "
                      "pre-trend power is that of a Wald test of its pre-joining event times")
+    out["anticipation"] = options.anticipation
     return out
 
 

@@ -57,6 +57,10 @@ def event_time_sensitivity(
     beta, sigma = np.asarray(beta, dtype=float), np.asarray(sigma, dtype=float)
     problem = _problem(times, reference)
     out: dict[str, Any] = {"honest": {}, "target": options.target}
+    if reference == REFERENCE and (times == -2).any():
+        i = int(np.flatnonzero(times == -2)[0])  # β(−2) = E[y(−2) − y(−1)]: the year before joining's change is −β(−2)
+        out["pre_joining_year"] = pre_joining_change(-beta[i], float(np.sqrt(max(sigma[i, i], 0.0))), options.alpha,
+                                                     "minus the coefficient of event time −2 (reference −1)")
     keep = times != reference
     times, beta, sigma = times[keep], beta[keep], sigma[np.ix_(keep, keep)]
     num_pre, num_post = int((times < reference).sum()), int((times >= 0).sum())
@@ -85,6 +89,21 @@ def event_time_sensitivity(
                 df_denominator=pretest_df_denominator if f else None, alpha=options.alpha,
                 target=target if problem is None else 0).to_dict())
     return out
+
+
+def pre_joining_change(change: float, std_error: float, alpha: float, source: str) -> dict[str, Any]:
+    """Did outcomes already move in the year before joining (from two years before to one year before)?
+
+    English schools often improve in the year before converting to academies (EPI 2017); such a move is
+    anticipation (or selection on a transitory gain), and the report says so when it is significant.
+    """
+    from scipy import stats
+
+    if not (np.isfinite(change) and std_error > 0):
+        return {"available": False, "reason": "the change into the year before joining has no standard error"}
+    p_value = float(2 * stats.norm.sf(abs(change) / std_error))
+    return {"available": True, "change": float(change), "std_error": float(std_error), "p_value": p_value,
+            "moves": p_value < alpha, "source": source}
 
 
 def _problem(times: np.ndarray, reference: int) -> str | None:
