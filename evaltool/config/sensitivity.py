@@ -12,6 +12,7 @@ to be to change the answer; they are on by default, each where its method allows
   ``base_period: universal``): smoothness (Δ^SD, FLCI) by default, relative magnitudes (Δ^RM, hybrid C-LF,
   seconds per M̄) when listed in ``restrictions``; the breakdown value;
 * the power of the pre-trend test against linear violations (Roth 2022), beside every pre-trend test;
+* robustness values with covariate benchmarks (Cinelli & Hazlett 2020) for the TWFE coefficient (``did_twfe``);
 
 (see :mod:`evaltool.sensitivity` for the computations and docs/configuration.md for the reading).
 """

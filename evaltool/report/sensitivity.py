@@ -111,6 +111,20 @@ def pre_joining_line(change: dict | None, anticipation: Any) -> str | None:
             f"before joining to one year before, relative to the comparison schools (p = {p:.3f}).")
 
 
+def robustness_line(values: dict | None) -> str | None:
+    """Cinelli & Hazlett (2020) robustness values and the strongest benchmark, in plain words."""
+    if not (isinstance(values, dict) and values.get("available")):
+        return None
+    rv, rv_alpha, r2 = values.get("rv_q"), values.get("rv_q_alpha"), values.get("partial_r2")
+    if not (is_number(rv) and is_number(rv_alpha)):
+        return None
+    text = (f"Omitted variables (robustness value, Cinelli & Hazlett 2020): an unobserved confounder would have to "
+            f"explain {rv:.1%} of the remaining variation of both joining and the outcome to remove the effect, "
+            f"{rv_alpha:.1%} to make it no longer significant (joining explains {r2:.1%} of the outcome's)")
+    sentences = values.get("sentences") or []
+    return text + (". " + " ".join(str(x) for x in sentences[:3]) if sentences else ".")
+
+
 def evalue_line(estimate: dict) -> str | None:
     """The headline's E-values (VanderWeele & Ding 2017) in one sentence."""
     value, limit = estimate.get("e_value"), estimate.get("e_value_ci")
@@ -138,6 +152,9 @@ def sensitivity_lines(analysis: dict, headline: dict | None) -> list[str]:
         if line:
             lines.append(line)
         lines += honest_lines(block)
+        line = robustness_line(block.get("robustness"))
+        if line:
+            lines.append(line)
         line = power_line(block.get("pretrend_power"))
         if line:
             lines.append(line)

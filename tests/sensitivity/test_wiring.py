@@ -19,6 +19,7 @@ from evaltool.config.sensitivity import SensitivityOptions
 from evaltool.estimators.psm.method import rosenbaum_diagnostics
 from evaltool.report.security import rate
 from evaltool.report.sensitivity import FRAGILE_GAMMA, sensitivity_lines
+from evaltool.sensitivity.robustness import robustness
 from evaltool.sensitivity.rosenbaum import rosenbaum_bounds
 
 COVARIATES = ["ks2_prior", "fsm_pct"]
@@ -248,3 +249,30 @@ def test_a_rising_pre_joining_trend_shows_the_year_before_joining_moving():
     assert change["moves"] and change["change"] > 0
     lines = sensitivity_lines(fit.to_dict(), fit.to_dict()["estimates"][0])
     assert any(line.startswith("The year before joining already moves") for line in lines)
+
+
+def test_twfe_robustness_values_from_the_classical_within_regression(sim):
+    """Reference: statsmodels OLS with school and year dummies (the classical t of the TWFE coefficient and of the
+    covariate); the robustness values then follow sensemakr's formulas (tested on Darfur in test_robustness.py)."""
+    import statsmodels.formula.api as smf
+
+    from evaltool.sensitivity.robustness import partial_r2, robustness_value
+
+    fit = evaltool.did_twfe(sim.panel, outcome="attainment8", trust="trust_id", covariates=["ks2_prior"])
+    values = fit.diagnostics["sensitivity"]["robustness"]
+    assert values["available"] and values["estimate"] == pytest.approx(fit.estimates[0].estimate, rel=1e-9)
+    data = sim.panel.dropna(subset=["attainment8", "ks2_prior"]).copy()
+    data["joined"] = (data["year"] >= data["join_year"].astype(float).fillna(9999)).astype(float)  # never: 0
+    ols = smf.ols("attainment8 ~ joined + ks2_prior + C(urn) + C(year)", data=data).fit()
+    assert values["dof"] == ols.df_resid
+    assert values["t_statistic"] == pytest.approx(ols.tvalues["joined"], rel=1e-6)
+    assert values["partial_r2"] == pytest.approx(partial_r2(ols.tvalues["joined"], ols.df_resid), rel=1e-6)
+    assert values["rv_q"] == pytest.approx(robustness_value(ols.tvalues["joined"], ols.df_resid), rel=1e-6)
+    treat = smf.ols("joined ~ ks2_prior + C(urn) + C(year)", data=data).fit()
+    bound = next(b for b in values["bounds"] if b["covariate"] == "ks2_prior" and b["kd"] == 1.0)
+    r2d = partial_r2(treat.tvalues["ks2_prior"], treat.df_resid)
+    r2y = partial_r2(ols.tvalues["ks2_prior"], ols.df_resid)
+    expected = robustness(values["estimate"], values["std_error"], values["dof"],
+                          benchmarks={"ks2_prior": (r2d, r2y)}, k=(1.0,)).bounds[0]
+    assert bound["adjusted_estimate"] == pytest.approx(expected.adjusted_estimate, rel=1e-6)
+    assert any("as strong as ks2_prior" in line for line in sensitivity_lines(fit.to_dict(), None))

@@ -23,6 +23,7 @@ from pydantic import Field
 
 from evaltool.config.inference import InferenceOptions
 from evaltool.config.models import AnalysisBase
+from evaltool.config.sensitivity import SensitivityOptions
 from evaltool.errors import EstimationError
 from evaltool.estimators.base import Method
 from evaltool.estimators.common import design_problems, result_for
@@ -33,6 +34,7 @@ from evaltool.estimators.did.engine.clustering import (
     regression_route,
     resolve_clusters,
 )
+from evaltool.estimators.did.sensitivity import regression_robustness
 from evaltool.estimators.inference import CORRECTIONS, Inference, inference_problems
 from evaltool.estimators.wild_bootstrap import WildBootstrapResult, wild_cluster_bootstrap
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
@@ -281,6 +283,7 @@ def fit_did_twfe(
     stage: str = "did_twfe",
     inference: InferenceOptions | None = None,
     rng: np.random.Generator | None = None,
+    sensitivity: SensitivityOptions | None = None,
 ) -> tuple[EffectEstimate, dict, SampleReport, list[str]]:
     """Two-way fixed-effects DiD on a school × year frame with canonical columns.
 
@@ -292,6 +295,9 @@ def fit_did_twfe(
         Correction and few-cluster method (its ``cluster`` is not read); default CR1, ``few_clusters: none``.
     rng
         Generator of the wild cluster bootstrap (needed when it is used).
+    sensitivity
+        The ``sensitivity:`` block: robustness values of the coefficient (Cinelli & Hazlett 2020) with the
+        covariates as benchmarks (``None``: not computed).
 
     Returns
     -------
@@ -337,6 +343,11 @@ def fit_did_twfe(
     )
     if boot is not None:
         estimate = estimate.with_context(ci_lower=boot.ci_lower, ci_upper=boot.ci_upper, p_value=boot.p_value)
+    robust = None
+    if sensitivity is not None and sensitivity.enabled:
+        robust = regression_robustness(data[outcome].to_numpy(dtype=float), panel.exog.to_numpy(dtype=float),
+                                       list(panel.exog.columns), data["school"].to_numpy(), "treated_now",
+                                       covariates, sensitivity)
     sample.n_rows_used = int(fit.nobs)
     sample.n_units_used = int(len(schools))
     weights = negative_weights(data)
@@ -360,6 +371,8 @@ def fit_did_twfe(
         "negative_weights": weights,
         "inference": record.to_dict(),
     }
+    if robust is not None:
+        diagnostics["sensitivity"] = {"robustness": robust}
     return estimate, diagnostics, sample, warnings
 
 
@@ -392,6 +405,7 @@ def run(context: AnalysisContext) -> AnalysisResult:
         stage=spec.name,
         inference=spec.inference,
         rng=context.rng,
+        sensitivity=spec.sensitivity,
     )
     # What the report headlines and what its counts count (n_treated / n_control are schools).
     diagnostics.update(headline_term=estimate.term, count_unit="schools")

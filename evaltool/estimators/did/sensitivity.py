@@ -106,6 +106,68 @@ def pre_joining_change(change: float, std_error: float, alpha: float, source: st
             "moves": p_value < alpha, "source": source}
 
 
+def regression_robustness(
+    y: np.ndarray, X: np.ndarray, names: list[str], school: np.ndarray, treatment: str, covariates: list[str],
+    options: SensitivityOptions,
+) -> dict[str, Any]:
+    """Cinelli & Hazlett (2020) for the treatment coefficient of a regression with school fixed effects.
+
+    The classical (homoskedastic) t-statistics of the within-school regression give the treatment's partial R²
+    and the robustness values, as sensemakr does whatever the reported standard errors; each covariate is a
+    benchmark, its partial R² with the outcome from its t in the same regression and with the treatment from
+    its t in the regression of the treatment on the other regressors (Cinelli & Hazlett 2020, Section 6).
+    Residual degrees of freedom subtract the school effects.
+
+    Parameters
+    ----------
+    y, X, names
+        Outcome, regressors (without the school effects) and their names.
+    school
+        School of each row (the fixed effects partialled out).
+    treatment, covariates
+        Names of the treatment regressor and of the benchmark covariates among ``names``.
+    options
+        The ``sensitivity:`` block (``alpha``).
+    """
+    from evaltool.sensitivity.robustness import benchmark_sentence, partial_r2, robustness
+
+    codes = np.unique(school, return_inverse=True)[1]
+    n_schools = int(codes.max()) + 1
+
+    def within(values: np.ndarray) -> np.ndarray:
+        means = np.zeros((n_schools, values.shape[1]))
+        np.add.at(means, codes, values)
+        return values - (means / np.bincount(codes)[:, None])[codes]
+
+    yx = within(np.column_stack([y, X]))
+    y_dm, x_dm = yx[:, 0], yx[:, 1:]
+
+    def classical_t(dep: np.ndarray, design: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        coef, *_ = np.linalg.lstsq(design, dep, rcond=None)
+        dof = len(dep) - design.shape[1] - n_schools
+        sigma2 = float(((dep - design @ coef) ** 2).sum()) / dof
+        se = np.sqrt(sigma2 * np.diag(np.linalg.pinv(design.T @ design)))
+        return coef, coef / se, dof
+
+    try:
+        coef, t, dof = classical_t(y_dm, x_dm)
+        j = names.index(treatment)
+        benchmarks = {}
+        others = [i for i in range(len(names)) if i != j]
+        if covariates:
+            _, t_d, dof_d = classical_t(x_dm[:, j], x_dm[:, others])
+            for c in covariates:
+                i = names.index(c)
+                benchmarks[c] = (partial_r2(t_d[others.index(i)], dof_d), partial_r2(t[i], dof))
+        result = robustness(float(coef[j]), float(coef[j] / t[j]), float(dof), alpha=options.alpha,
+                            benchmarks=benchmarks or None, k=(1.0, 2.0, 3.0))
+    except (EstimationError, ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+        return {"available": False, "reason": f"the robustness values could not be computed ({exc})"}
+    out = {"available": True, **result.to_dict(),
+           "sentences": [benchmark_sentence(b) for b in result.bounds if b.kd == 1.0]}
+    return out
+
+
 def _problem(times: np.ndarray, reference: int) -> str | None:
     """Why the event times cannot carry Rambachan-Roth bounds (``None`` if they can)."""
     if reference != REFERENCE:
