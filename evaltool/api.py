@@ -596,6 +596,9 @@ def _fit_checked(
         if argument in options and role not in ("school", "year", "join_year", "trust"):
             columns[role] = options.pop(argument)
     block = dict(options)
+    placebo = block.get("sensitivity", {}).get("placebo_outcome") if isinstance(block.get("sensitivity"), dict) else None
+    if isinstance(placebo, str) and placebo not in columns["outcomes"]:
+        columns["outcomes"] = [*columns["outcomes"], placebo]  # loaded and checked like the outcome
     if control is not None:
         if "comparison" in block:
             raise ConfigError("Give control or comparison, not both (they are the same option).")

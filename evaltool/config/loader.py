@@ -146,6 +146,18 @@ def _cross_check(config: Config) -> list[str]:
                 f"columns.outcomes {config.columns.outcomes}{_did_you_mean(analysis.outcome, config.columns.outcomes)}; "
                 "add it to columns.outcomes or correct the name."
             )
+        placebo = analysis.sensitivity.placebo_outcome
+        if placebo is not None and placebo not in config.columns.outcomes:
+            problems.append(
+                f"{config.where(('analyses', i, 'sensitivity', 'placebo_outcome'))}: placebo outcome '{placebo}' is not "
+                f"listed in columns.outcomes {config.columns.outcomes}{_did_you_mean(placebo, config.columns.outcomes)}; "
+                "add it to columns.outcomes (it is checked and loaded like the others)."
+            )
+        if placebo is not None and placebo == config.analysis_outcomes(analysis):
+            problems.append(
+                f"{config.where(('analyses', i, 'sensitivity', 'placebo_outcome'))}: the placebo outcome must differ "
+                f"from the analysis's outcome '{placebo}'; name an outcome joining cannot have changed."
+            )
         check = getattr(analysis, "cross_check", None)
         if check is not None:
             for sub_loc, message in check(config):

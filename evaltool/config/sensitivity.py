@@ -49,6 +49,10 @@ class SensitivityOptions(BaseModel):
     """Smoothness: the slope of the differential trend changes by at most m outcome points a year (grid, each ≥ 0; default 5 values from 0 to HonestDiD's data-driven upper bound)."""
     target: Literal["first_post", "average_post"] = "first_post"
     """The effect the bounds are for: 'first_post' (the year of joining, e = 0, as HonestDiD) or 'average_post' (mean of the post-joining event times)."""
+    placebo_outcome: str | None = None
+    """An outcome joining cannot have changed (e.g. a measure fixed before joining): the analysis is rerun on it and its headline effect reported, which should be about zero. Must be listed in columns.outcomes."""
+    placebo_shifts: list[int] = Field(default_factory=lambda: [1, 2], max_length=10)
+    """did_staggered: placebo joining years this many years early (pre-joining years only); each should show no effect (adds to placebo_shift)."""
     pretrend_power: bool = True
     """Report the power of the pre-trend test against linear violations, the slopes it detects with 50% and 80% power and the bias they would cause (Roth 2022)."""
 
@@ -58,6 +62,14 @@ class SensitivityOptions(BaseModel):
         bad = [g for g in value if not g >= 1.0]
         if bad:
             raise ValueError(f"every Γ must be a number ≥ 1 (1 = no hidden bias); got {bad}")
+        return sorted(set(value))
+
+    @field_validator("placebo_shifts")
+    @classmethod
+    def _positive_shifts(cls, value: list[int]) -> list[int]:
+        bad = [v for v in value if v < 1 or v > 20]
+        if bad:
+            raise ValueError(f"placebo shifts are whole years from 1 to 20; got {bad}")
         return sorted(set(value))
 
     @field_validator("mbar", "m")

@@ -446,7 +446,28 @@ def post_process(method: Method, context: AnalysisContext, result: AnalysisResul
     if standardiser is not None:
         result.estimates = [e if e.effect_size is not None else standardise(e, standardiser) for e in result.estimates]
         result.diagnostics["effect_size"] = standardiser.to_dict()
+    sensitivity = getattr(spec, "sensitivity", None)
+    if sensitivity is not None and sensitivity.enabled and sensitivity.placebo_outcome and result.estimates:
+        result.diagnostics.setdefault("sensitivity", {})["placebo_outcome"] = placebo_outcome(
+            method, context, result, sensitivity.placebo_outcome)
     return result
+
+
+def placebo_outcome(method: Method, context: AnalysisContext, result: AnalysisResult, outcome: str) -> dict:
+    """Rerun the analysis on an outcome joining cannot have changed; its headline effect should be about zero."""
+    term = result.diagnostics.get("headline_term") or result.estimates[0].term
+    spec = context.spec.model_copy(update={
+        "outcome": outcome, "heterogeneity": None,
+        "sensitivity": context.spec.sensitivity.model_copy(update={"enabled": False}),
+    })
+    try:
+        rerun = method.run(dataclasses.replace(context, spec=spec, outcome=outcome))
+    except (EstimationError, DataError) as exc:
+        return {"available": False, "outcome": outcome, "reason": str(exc)}
+    estimate = next((e for e in rerun.estimates if e.term == term and e.subgroup == "all"), rerun.estimates[0])
+    return {"available": True, "outcome": outcome, "term": estimate.term, "estimate": estimate.estimate,
+            "std_error": estimate.std_error, "ci_lower": estimate.ci_lower, "ci_upper": estimate.ci_upper,
+            "p_value": estimate.p_value, "rejects_no_effect": bool(estimate.p_value < context.spec.sensitivity.alpha)}
 
 
 def outcome_standardiser(context: AnalysisContext) -> Standardiser | None:

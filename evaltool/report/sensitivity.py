@@ -93,6 +93,36 @@ def power_line(power: dict) -> str | None:
     return text + ". No significant pre-trend is not proof of parallel trends."
 
 
+def placebo_lines(years: Any, outcome: Any) -> list[str]:
+    """Placebo joining years and a placebo outcome: each should show no effect."""
+    lines = []
+    if isinstance(years, list):
+        parts = []
+        for test in years:
+            if not isinstance(test, dict):
+                continue
+            est, p = test.get("estimate"), test.get("p_value")
+            if is_number(est) and is_number(p):
+                parts.append(f"{test.get('shift')} year{'s' if test.get('shift') != 1 else ''} early: {est:+.2f} "
+                             f"(p = {p:.3f})")
+            else:
+                parts.append(f"{test.get('shift')} years early: not estimable")
+        if parts:
+            flagged = [t for t in years if isinstance(t, dict) and is_number(t.get("p_value")) and t["p_value"] < 0.05]
+            verdict = ("a placebo shows an 'effect' before anyone joined: the design picks up something else"
+                       if flagged else "no placebo shows an effect, as it should not")
+            lines.append("Placebo joining years (only years before joining): " + "; ".join(parts) + f"; {verdict}.")
+    if isinstance(outcome, dict):
+        if not outcome.get("available"):
+            lines.append(f"Placebo outcome {outcome.get('outcome')}: not estimable ({outcome.get('reason')}).")
+        elif is_number(outcome.get("estimate")) and is_number(outcome.get("p_value")):
+            verdict = ("it shows an effect joining cannot have caused: be cautious" if outcome.get("rejects_no_effect")
+                       else "no effect, as there should not be")
+            lines.append(f"Placebo outcome {outcome['outcome']} (joining cannot have changed it): {outcome['estimate']:+.2f} "
+                         f"(p = {outcome['p_value']:.3f}); {verdict}.")
+    return lines
+
+
 def pre_joining_line(change: dict | None, anticipation: Any) -> str | None:
     """Whether outcomes already moved in the year before joining (anticipation; EPI 2017)."""
     if not (isinstance(change, dict) and change.get("available")):
@@ -158,6 +188,7 @@ def sensitivity_lines(analysis: dict, headline: dict | None) -> list[str]:
         line = power_line(block.get("pretrend_power"))
         if line:
             lines.append(line)
+        lines += placebo_lines(block.get("placebo_years"), block.get("placebo_outcome"))
         line = pre_joining_line(block.get("pre_joining_year"), block.get("anticipation"))
         if line:
             lines.append(line)

@@ -276,3 +276,30 @@ def test_twfe_robustness_values_from_the_classical_within_regression(sim):
                           benchmarks={"ks2_prior": (r2d, r2y)}, k=(1.0,)).bounds[0]
     assert bound["adjusted_estimate"] == pytest.approx(expected.adjusted_estimate, rel=1e-6)
     assert any("as strong as ks2_prior" in line for line in sensitivity_lines(fit.to_dict(), None))
+
+
+def test_placebo_years_and_a_placebo_outcome(sim):
+    """Placebo joining years 1 and 2 early (2 is placebo_shift's own test), and a placebo outcome rerun."""
+    panel = sim.panel.copy()
+    panel["noise"] = np.random.default_rng(0).normal(50, 5, len(panel))  # joining cannot have changed it
+    fit = evaltool.did_staggered(panel, outcome="attainment8", trust="trust_id", bootstrap_draws=0,
+                                 aggregations=["simple"], sensitivity={"placebo_outcome": "noise"})
+    block = fit.diagnostics["sensitivity"]
+    assert [t["shift"] for t in block["placebo_years"]] == [1, 2]
+    assert block["placebo_years"][1] == fit.diagnostics["placebo_test"]
+    placebo = block["placebo_outcome"]
+    assert placebo["available"] and placebo["outcome"] == "noise" and placebo["term"] == fit.estimates[0].term
+    direct = evaltool.did_staggered(panel, outcome="noise", trust="trust_id", bootstrap_draws=0,
+                                    aggregations=["simple"], sensitivity={"enabled": False})
+    assert placebo["estimate"] == pytest.approx(direct.estimates[0].estimate, rel=1e-12)
+    lines = sensitivity_lines(fit.to_dict(), None)
+    assert any(line.startswith("Placebo joining years") for line in lines)
+    assert any(line.startswith("Placebo outcome noise") for line in lines)
+
+
+def test_a_placebo_outcome_must_be_another_mapped_outcome(tmp_path):
+    text = ("data: {panel: p.csv}\ncolumns: {outcomes: [y]}\nanalyses:\n  - name: s\n    method: did_twfe\n"
+            "    sensitivity: {placebo_outcome: z}\n")
+    with pytest.raises(evaltool.ConfigError, match=r"sensitivity\.placebo_outcome \(config.yaml:6:\d+\): placebo outcome 'z' "
+                                                   r"is not listed in columns.outcomes"):
+        parse_config(text, source=tmp_path / "config.yaml")

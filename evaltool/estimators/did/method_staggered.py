@@ -214,6 +214,16 @@ def _fit(
         )
     if options.sensitivity.enabled:
         diagnostics["sensitivity"] = _sensitivity(gt, aggs, options, factor, pretrend)
+        # Placebo joining years one and two years early (and placebo_shift's, already run): each should show nothing.
+        shifts = sorted(set(options.sensitivity.placebo_shifts) | ({options.placebo_shift} if options.placebo_shift
+                                                                   else set()))
+        diagnostics["sensitivity"]["placebo_years"] = [
+            diagnostics["placebo_test"] if k == options.placebo_shift else placebo_test(
+                frame, outcome, shift=k, control_group=options.comparison, anticipation=options.anticipation,
+                covariates=tuple(options.covariates), est_method=options.est_method,
+                covariate_year=options.covariate_year, cluster=labels, stage=f"{options.name} (placebo {k})")
+            for k in shifts
+        ]
     sample = gt.sample
     sample.n_rows_used = int((~np.isnan(arrays.y)).sum())
     sample.n_units_used = arrays.n_units
