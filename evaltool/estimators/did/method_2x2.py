@@ -32,6 +32,7 @@ from evaltool.estimators.did.engine.clustering import (
     regression_route,
     resolve_clusters,
 )
+from evaltool.estimators.did.sensitivity import placebo_power
 from evaltool.estimators.inference import CORRECTIONS, inference_problems
 from evaltool.estimators.wild_bootstrap import wild_cluster_bootstrap
 from evaltool.results import AnalysisResult, EffectEstimate, SampleReport
@@ -367,6 +368,9 @@ def run(context: AnalysisContext) -> AnalysisResult:
     )
     # What the report headlines and what its counts count (n_treated / n_control are schools).
     diagnostics.update(headline_term=estimate.term, count_unit="schools")
+    if spec.sensitivity.enabled and spec.sensitivity.pretrend_power and "pretrend_test" in diagnostics:
+        diagnostics["sensitivity"] = {"pretrend_power": placebo_power(
+            diagnostics["pretrend_test"], sorted(spec.pre_years), sorted(spec.post_years), spec.sensitivity.alpha)}
     return result_for(context, [estimate], diagnostics, sample, warnings)
 
 

@@ -106,6 +106,39 @@ def pre_joining_change(change: float, std_error: float, alpha: float, source: st
             "moves": p_value < alpha, "source": source}
 
 
+def placebo_power(test: dict, pre_years: list[int], post_years: list[int], alpha: float) -> dict[str, Any]:
+    """Roth (2022) for did_2x2's placebo pre-trend test: its power against a linear differential trend.
+
+    The placebo compares the last pre year with the mean of the earlier ones, so a trend δ_t = slope·t moves it
+    by slope·(last − mean(earlier)); its t-test (t(G − 1) under CR1, else normal) then has non-centrality
+    slope·span/SE.  The same trend biases the 2×2 estimate by slope·(mean(post) − mean(pre)).
+    """
+    from scipy import optimize, stats
+
+    se, clusters = test.get("std_error"), test.get("n_clusters")
+    if not (isinstance(se, float) and se > 0 and np.isfinite(se)):
+        return {"available": False, "reason": "the placebo pre-trend test has no standard error"}
+    span = pre_years[-1] - float(np.mean(pre_years[:-1]))
+    t_reference = test.get("se_correction", "").startswith("CR1") and isinstance(clusters, int) and clusters > 1
+    dist = stats.t(clusters - 1) if t_reference else stats.norm()
+    critical = float(dist.ppf(1 - alpha / 2))
+
+    def power(slope: float) -> float:
+        ncp = slope * span / se
+        if t_reference:
+            return float(stats.nct.sf(critical, clusters - 1, ncp) + stats.nct.cdf(-critical, clusters - 1, ncp))
+        return float(stats.norm.sf(critical - ncp) + stats.norm.cdf(-critical - ncp))
+
+    upper = 10 * se / span
+    slope_50 = float(optimize.brentq(lambda v: power(v) - 0.5, 0.0, upper, xtol=1e-12))
+    slope_80 = float(optimize.brentq(lambda v: power(v) - 0.8, 0.0, upper, xtol=1e-12))
+    bias_per_slope = float(np.mean(post_years) - np.mean(pre_years))
+    return {"available": True, "test": "placebo t-test", "reference": f"t({clusters - 1})" if t_reference else "normal",
+            "alpha": alpha, "slope": slope_50, "power": 0.5, "slope_50": slope_50, "slope_80": slope_80,
+            "target": "2x2 estimate", "bias_unconditional": slope_50 * bias_per_slope, "bias_conditional": None,
+            "note": "power of the placebo pre-trend test against δ_t = slope·t; the bias is the 2x2 estimate's"}
+
+
 def regression_robustness(
     y: np.ndarray, X: np.ndarray, names: list[str], school: np.ndarray, treatment: str, covariates: list[str],
     options: SensitivityOptions,
