@@ -19,9 +19,16 @@ to be to change the answer; they are on by default, each where its method allows
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+#: A Γ of Rosenbaum's bounds (odds ratio of hidden bias: 1 none, 20 beyond any plausible confounder).
+Gamma = Annotated[float, Field(ge=1.0, le=1000.0)]
+#: A value of a Rambachan-Roth grid (M̄ a multiple of the largest pre-joining violation; M points a year).
+GridValue = Annotated[float, Field(ge=0.0, le=1e6)]
+#: A placebo shift of the joining years, in whole years.
+Shift = Annotated[int, Field(ge=1, le=20)]
 
 #: Γ values of Rosenbaum's bounds by default (rbounds' examples use 1 to 3).
 DEFAULT_GAMMA: tuple[float, ...] = (1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0)
@@ -35,7 +42,7 @@ class SensitivityOptions(BaseModel):
 
     enabled: bool = True
     """Run the sensitivity analyses this method allows (default true); false skips them (E-values are always given)."""
-    gamma: list[float] = Field(default_factory=lambda: list(DEFAULT_GAMMA), min_length=1, max_length=100)
+    gamma: list[Gamma] = Field(default_factory=lambda: list(DEFAULT_GAMMA), min_length=1, max_length=100)
     """Rosenbaum bounds (psm): the Γ grid, odds ratios ≥ 1 of hidden bias in treatment assignment within matched pairs."""
     alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
     """Significance level of the bounds: a bound 'breaks down' where its interval (or worst-case p-value) stops excluding no effect."""
@@ -43,41 +50,21 @@ class SensitivityOptions(BaseModel):
         default_factory=lambda: ["smoothness"], max_length=2
     )
     """Rambachan-Roth bounds (event studies): 'smoothness' (default; FLCI, fast) and/or 'relative_magnitudes' (hybrid C-LF; about 12 s per mbar value)."""
-    mbar: list[float] = Field(default_factory=lambda: [0.0, 0.5, 1.0, 1.5, 2.0], min_length=1, max_length=50)
+    mbar: list[GridValue] = Field(default_factory=lambda: [0.0, 0.5, 1.0, 1.5, 2.0], min_length=1, max_length=50)
     """Relative magnitudes: post-joining violations at most mbar times the largest pre-joining one (grid, each ≥ 0)."""
-    m: list[float] | None = Field(default=None, min_length=1, max_length=50)
+    m: list[GridValue] | None = Field(default=None, min_length=1, max_length=50)
     """Smoothness: the slope of the differential trend changes by at most m outcome points a year (grid, each ≥ 0; default 5 values from 0 to HonestDiD's data-driven upper bound)."""
     target: Literal["first_post", "average_post"] = "first_post"
     """The effect the bounds are for: 'first_post' (the year of joining, e = 0, as HonestDiD) or 'average_post' (mean of the post-joining event times)."""
     placebo_outcome: str | None = None
     """An outcome joining cannot have changed (e.g. a measure fixed before joining): the analysis is rerun on it and its headline effect reported, which should be about zero. Must be listed in columns.outcomes."""
-    placebo_shifts: list[int] = Field(default_factory=lambda: [1, 2], max_length=10)
+    placebo_shifts: list[Shift] = Field(default_factory=lambda: [1, 2], max_length=10)
     """did_staggered: placebo joining years this many years early (pre-joining years only); each should show no effect (adds to placebo_shift)."""
     pretrend_power: bool = True
     """Report the power of the pre-trend test against linear violations, the slopes it detects with 50% and 80% power and the bias they would cause (Roth 2022)."""
 
-    @field_validator("gamma")
+    @field_validator("gamma", "mbar", "m", "placebo_shifts")
     @classmethod
-    def _gamma_at_least_one(cls, value: list[float]) -> list[float]:
-        bad = [g for g in value if not g >= 1.0]
-        if bad:
-            raise ValueError(f"every Γ must be a number ≥ 1 (1 = no hidden bias); got {bad}")
-        return sorted(set(value))
-
-    @field_validator("placebo_shifts")
-    @classmethod
-    def _positive_shifts(cls, value: list[int]) -> list[int]:
-        bad = [v for v in value if v < 1 or v > 20]
-        if bad:
-            raise ValueError(f"placebo shifts are whole years from 1 to 20; got {bad}")
-        return sorted(set(value))
-
-    @field_validator("mbar", "m")
-    @classmethod
-    def _non_negative(cls, value: list[float] | None) -> list[float] | None:
-        if value is None:
-            return value
-        bad = [v for v in value if not v >= 0.0 or v != v or v == float("inf")]
-        if bad:
-            raise ValueError(f"every value must be a finite number ≥ 0 (0 = parallel trends / linear trends); got {bad}")
-        return sorted(set(value))
+    def _sorted_unique(cls, value: list | None) -> list | None:
+        """Grids in increasing order without repeats (each value's range is checked by its type)."""
+        return None if value is None else sorted(set(value))
