@@ -18,7 +18,10 @@ Pupils (``multilevel_pupils``): ``pupils_per_school`` pupils per school in the l
 joiner has joined), ``y_p = 50 + a_i/3 + λ_t + v_{g(i),t} + τ·D_i + u_p`` with ``u_p ~ N(0, 3²)``, drawn after
 the panel (the panel draws do not depend on them).  A cross-section does not difference out the school effect,
 so it is scaled to sd 1 there: the trust shock is then most of the between-school variance, as in the panel's
-changes, and school-only clustering visibly under-covers.  Joining is independent of ``a_i``, so the treated
+changes, and school-only clustering visibly under-covers.
+
+Every analysis runs with ``sensitivity: {enabled: false}``: coverage does not depend on it, and the bounds,
+placebo years and power would multiply the time of each replication.  Joining is independent of ``a_i``, so the treated
 coefficient is unbiased for ``τ``, the treated pupils' average effect.
 """
 
@@ -62,15 +65,18 @@ analyses:
     pre_years: [2012, 2013, 2014]
     post_years: [2019, 2020, 2021]
     inference: {{cluster: {cluster}}}
+    sensitivity: {{enabled: false}}
   - name: did_twfe
     method: did_twfe
     inference: {{cluster: {cluster}}}
+    sensitivity: {{enabled: false}}
   - name: did_staggered
     method: did_staggered
     bootstrap_draws: 0
     placebo_shift: null
     aggregations: [simple]
     inference: {{cluster: {cluster}}}
+    sensitivity: {{enabled: false}}
   - name: psm_did
     method: psm
     covariates: []
@@ -79,14 +85,17 @@ analyses:
     did: true
     caliper: null
     inference: {{cluster: {cluster}}}
+    sensitivity: {{enabled: false}}
   - name: multilevel_panel
     method: multilevel
     data: panel
     inference: {{cluster: {cluster}}}
+    sensitivity: {{enabled: false}}
   - name: multilevel_pupils
     method: multilevel
     years: [2021]
     inference: {{cluster: {cluster}}}
+    sensitivity: {{enabled: false}}
 """
 
 

@@ -125,13 +125,20 @@ def placebo_power(test: dict, pre_years: list[int], post_years: list[int], alpha
 
     def power(slope: float) -> float:
         ncp = slope * span / se
-        if t_reference:
-            return float(stats.nct.sf(critical, clusters - 1, ncp) + stats.nct.cdf(-critical, clusters - 1, ncp))
-        return float(stats.norm.sf(critical - ncp) + stats.norm.cdf(-critical - ncp))
+        normal = float(stats.norm.sf(critical - ncp) + stats.norm.cdf(-critical - ncp))
+        if not t_reference:
+            return normal
+        value = float(stats.nct.sf(critical, clusters - 1, ncp) + stats.nct.cdf(-critical, clusters - 1, ncp))
+        return value if np.isfinite(value) else normal  # scipy's non-central t fails far in the tail
 
-    upper = 10 * se / span
-    slope_50 = float(optimize.brentq(lambda v: power(v) - 0.5, 0.0, upper, xtol=1e-12))
-    slope_80 = float(optimize.brentq(lambda v: power(v) - 0.8, 0.0, upper, xtol=1e-12))
+    try:
+        upper = se / abs(span)
+        while power(upper) < 0.9:
+            upper *= 2
+        slope_50 = float(optimize.brentq(lambda v: power(v) - 0.5, 0.0, upper, xtol=1e-12))
+        slope_80 = float(optimize.brentq(lambda v: power(v) - 0.8, 0.0, upper, xtol=1e-12))
+    except (ValueError, ArithmeticError) as exc:
+        return {"available": False, "reason": f"the power could not be computed ({type(exc).__name__}: {exc})"}
     bias_per_slope = float(np.mean(post_years) - np.mean(pre_years))
     return {"available": True, "test": "placebo t-test", "reference": f"t({clusters - 1})" if t_reference else "normal",
             "alpha": alpha, "slope": slope_50, "power": 0.5, "slope_50": slope_50, "slope_80": slope_80,
