@@ -62,5 +62,9 @@ class FewClustersWarning(EvaltoolWarning):
     """Too few clusters for cluster-robust standard errors to be reliable."""
 
 
+class FigureWarning(EvaltoolWarning):
+    """A figure could not be drawn; the results and the report are complete without it."""
+
+
 class ConvergenceWarning(EvaltoolWarning):
     """An optimiser did not converge."""

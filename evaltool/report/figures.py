@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
+from evaltool.errors import FigureWarning
 from evaltool.estimators.registry import get_method
 from evaltool.report.disclosure import DEFAULT_THRESHOLD, withhold_small_groups
 
@@ -45,11 +47,19 @@ def analysis_figures(result: AnalysisResult, threshold: int = DEFAULT_THRESHOLD)
     """
     method = get_method(result.method)
     result = withhold_small_groups(result, threshold)
-    figures = dict(method.figures(result)) if method.figures is not None else {}
-    if result.diagnostics.get("subgroups") is not None:
-        from evaltool.report.plots_subgroups import forest_figure
+    figures: dict[str, Any] = {}
+    try:
+        figures.update(method.figures(result) if method.figures is not None else {})
+        if result.diagnostics.get("subgroups") is not None:
+            from evaltool.report.plots_subgroups import forest_figure
 
-        figures["subgroups_forest"] = forest_figure(result)
+            figures["subgroups_forest"] = forest_figure(result)
+    except Exception as exc:  # a plotting bug must not cost the run its results (writing errors are not caught here)
+        warnings.warn(
+            f"The figures of analysis '{result.analysis}' could not be drawn ({type(exc).__name__}: {exc}); the "
+            "results and the report are complete without them. This is a bug in evaltool; please report it.",
+            FigureWarning, stacklevel=2,
+        )
     return figures
 
 

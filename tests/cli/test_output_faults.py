@@ -176,3 +176,22 @@ def test_a_run_in_another_process_blocks_until_it_ends_even_if_killed(project, t
     result = invoke("run", project, "--out", out)
     assert result.exit_code == 0, result.output  # a dead run's lock does not block
     assert leftovers(tmp_path) == []
+
+
+def test_a_plotting_bug_costs_only_that_analysis_its_figures(project, tmp_path, monkeypatch):
+    """A figure function that raises (not a write error) leaves a complete results folder and a warning."""
+    import dataclasses
+
+    from evaltool.estimators.registry import get_method
+
+    def broken(result):
+        raise ZeroDivisionError("a plotting bug")
+
+    monkeypatch.setattr("evaltool.report.figures.get_method",
+                        lambda name: dataclasses.replace(get_method(name), figures=broken))
+    out = tmp_path / "out"
+    result = invoke("run", project, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "Warning: The figures of analysis 'main' could not be drawn (ZeroDivisionError: a plotting bug)" in result.output
+    assert (out / "results.csv").is_file() and (out / "report.html").is_file()
+    assert list(out.glob("figures/main_*")) == []
