@@ -224,11 +224,13 @@ class RunResult(_RunResult):
 
 
 def _inference_line(estimate) -> str:
-    cluster = estimate.cluster or "none"
+    """How the estimate's SE was obtained: clustering, clusters, correction and method (#19)."""
+    method = f"; {estimate.se_method}" if estimate.se_method else ""
+    if not estimate.cluster:  # randomisation inference, a meta-analysis's independent studies …
+        return f"not clustered{method}"
     clusters = f", {estimate.n_clusters} clusters" if estimate.n_clusters else ""
     correction = f", {estimate.se_correction}" if estimate.se_correction else ""
-    method = f"; {estimate.se_method}" if estimate.se_method else ""
-    return f"clustered by {cluster}{clusters}{correction}{method}"
+    return f"clustered by {estimate.cluster}{clusters}{correction}{method}"
 
 
 # ------------------------------------------------------------------ whole configs

@@ -166,6 +166,11 @@ def test_summary_states_estimates_inference_and_sample(staggered):
     assert str(staggered) == text
 
 
+def test_a_meta_analysis_summary_says_it_is_not_clustered(sim):
+    text = evaltool.meta_analysis(effects(sim)).summary()
+    assert "Inference: not clustered" in text and "clustered by" not in text
+
+
 def test_html_view_and_dict(staggered):
     page = staggered._repr_html_()
     assert "<table" in page and staggered.estimates[0].term in page and "clustered by trust" in page
