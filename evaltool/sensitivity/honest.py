@@ -230,7 +230,7 @@ def honest_bounds(
     beta, sig = _check_inputs(betahat, sigma, num_pre, num_post, restriction)
     method = _check_method(method, restriction)
     alpha = _check_alpha(alpha)
-    l_vec, target_name = _target_weights(target, num_post)
+    l_vec, target_name = target_weights(target, num_post)
     grid_arr = _check_grid(grid, restriction)
     if grid_arr is None and restriction == "smoothness" and default_grid_size != 10:
         grid_arr = _data_driven_m_grid(beta, sig, num_pre, default_grid_size)
@@ -453,7 +453,14 @@ def _check_grid(grid, restriction: str) -> np.ndarray | None:
     return np.unique(values)
 
 
-def _target_weights(target, num_post: int) -> tuple[np.ndarray, str]:
+def target_weights(target, num_post: int) -> tuple[np.ndarray, str]:
+    """The weights l of θ = l'τ_post and their name: an event time e ≥ 0, ``"average"`` or the weights given.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``sensitivity.target``.
+    """
     if isinstance(target, str):
         if target != "average":
             raise ConfigError(f"sensitivity.target must be a post-period event time (0 … {num_post - 1}), "

@@ -25,6 +25,7 @@ import numpy as np
 from scipy import integrate, optimize, stats
 
 from evaltool.errors import ConfigError, EstimationError
+from evaltool.sensitivity.honest import target_weights
 
 PretestKind = Literal["wald", "no_significant_coefficient"]
 
@@ -368,22 +369,7 @@ def _check_alpha(alpha) -> float:
 
 
 def _target_weights(target, num_post: int) -> tuple[np.ndarray, str]:
+    """As the bounds' target (:func:`evaltool.sensitivity.honest.target_weights`); none without post periods."""
     if num_post == 0:
         return np.zeros(0), "none"
-    if isinstance(target, str):
-        if target != "average":
-            raise ConfigError(f"sensitivity.target must be a post-period event time, 'average' or {num_post} "
-                              f"weights; got {target!r}.")
-        return np.full(num_post, 1.0 / num_post), "average"
-    if isinstance(target, int | np.integer) and not isinstance(target, bool):
-        if not 0 <= target < num_post:
-            raise ConfigError(f"sensitivity.target = {target} is not a post-period event time; choose one of "
-                              f"0 … {num_post - 1} or 'average'.")
-        weights = np.zeros(num_post)
-        weights[int(target)] = 1.0
-        return weights, f"e={int(target)}"
-    weights = np.asarray(target, dtype=float).ravel()
-    if weights.size != num_post or not np.all(np.isfinite(weights)):
-        raise ConfigError(f"sensitivity.target as weights must be {num_post} finite numbers; got "
-                          f"{weights.tolist()}.")
-    return weights, "custom"
+    return target_weights(target, num_post)
