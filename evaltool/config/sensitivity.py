@@ -63,8 +63,8 @@ class SensitivityOptions(BaseModel):
     pretrend_power: bool = True
     """Report the power of the pre-trend test against linear violations, the slopes it detects with 50% and 80% power and the bias they would cause (Roth 2022)."""
 
-    @field_validator("gamma", "mbar", "m", "placebo_shifts")
+    @field_validator("gamma", "mbar", "m", "placebo_shifts", "restrictions")
     @classmethod
     def _sorted_unique(cls, value: list | None) -> list | None:
-        """Grids in increasing order without repeats (each value's range is checked by its type)."""
+        """Grids (and restrictions) in order without repeats (each value's range is checked by its type)."""
         return None if value is None else sorted(set(value))

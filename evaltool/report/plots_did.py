@@ -130,6 +130,12 @@ def twfe_weights_figure(result: AnalysisResult) -> Figure:
     return fig
 
 
+def sensitivity_figures(result: AnalysisResult) -> dict[str, Figure]:
+    """``{"sensitivity": figure}`` when the analysis computed Rambachan-Roth bounds, else empty (for ``figures``)."""
+    fig = sensitivity_figure(result)
+    return {"sensitivity": fig} if fig is not None else {}
+
+
 def sensitivity_figure(result: AnalysisResult) -> Figure | None:
     """Rambachan-Roth sensitivity plot: the robust interval at each M̄ (or M) beside the original interval.
 

@@ -248,13 +248,9 @@ def run(context: AnalysisContext) -> AnalysisResult:
 
 
 def figures(result: AnalysisResult) -> dict:
-    from evaltool.report.plots_did import event_study_figure, sensitivity_figure
+    from evaltool.report.plots_did import event_study_figure, sensitivity_figures
 
-    figs = {"event_study": event_study_figure(result)}
-    sensitivity = sensitivity_figure(result)
-    if sensitivity is not None:
-        figs["sensitivity"] = sensitivity
-    return figs
+    return {"event_study": event_study_figure(result), **sensitivity_figures(result)}
 
 
 EVENT_STUDY = Method(

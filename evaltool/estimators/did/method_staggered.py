@@ -533,15 +533,12 @@ def run(context: AnalysisContext) -> AnalysisResult:
 
 
 def figures(result: AnalysisResult) -> dict:
-    from evaltool.report.plots_did import dynamic_figure, group_time_figure, sensitivity_figure
+    from evaltool.report.plots_did import dynamic_figure, group_time_figure, sensitivity_figures
 
     figs = {"group_time": group_time_figure(result)}
     if "dynamic" in result.diagnostics.get("aggregations", {}):
         figs["event_study"] = dynamic_figure(result)
-    sensitivity = sensitivity_figure(result)
-    if sensitivity is not None:
-        figs["sensitivity"] = sensitivity
-    return figs
+    return {**figs, **sensitivity_figures(result)}
 
 
 DID_STAGGERED = Method(
